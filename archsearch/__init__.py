@@ -1,0 +1,43 @@
+"""archsearch: hardware-aware neural architecture search for Keras.
+
+Architectures are data (``NetworkSpec``); ``compile_model`` turns one into Keras.
+Importing this package does not import TensorFlow: names that need it are loaded on
+first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from archsearch.cost import count_macs, count_params, network_cost
+from archsearch.errors import ArchsearchError, SpecError, UnknownNameError, WeightTransferError
+from archsearch.references import load_reference, reference_names
+from archsearch.spec import NetworkSpec, dump_spec, load_spec, parse_spec, spec_hash, spec_to_yaml
+
+__version__ = "0.1.0"
+
+# Public names whose modules import TensorFlow, resolved lazily (PEP 562).
+_LAZY = {
+    "compile_model": "archsearch.compile",
+    "transfer_weights": "archsearch.compile",
+    "load_keras_model": "archsearch.compile",
+    "count_model_macs": "archsearch.compile",
+}
+
+if TYPE_CHECKING:
+    from archsearch.compile import compile_model, count_model_macs, load_keras_model, transfer_weights
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'archsearch' has no attribute {name!r}")
+
+
+__all__ = [
+    "ArchsearchError", "NetworkSpec", "SpecError", "UnknownNameError", "WeightTransferError", "__version__",
+    "compile_model", "count_macs", "count_model_macs", "count_params", "dump_spec", "load_keras_model",
+    "load_reference", "load_spec", "network_cost", "parse_spec", "reference_names", "spec_hash",
+    "spec_to_yaml", "transfer_weights",
+]
