@@ -74,4 +74,5 @@ def compile_model(spec: NetworkSpec) -> keras.Model:
             np.square(np.asarray(IMAGENET_STDDEV_RGB, dtype="float32")),
             np.asarray(0),
         ])
+        normalization.finalize_state()  # set_weights alone leaves the layer's cached mean and variance
     return model

@@ -100,3 +100,16 @@ def transfer_weights(source: keras.Model, destination: keras.Model) -> None:
         )
     for dst, array in zip(destinations, arrays):
         dst.variable.assign(array.astype(dst.variable.dtype) if array.dtype != dst.variable.dtype else array)
+    refresh_derived_state(destination)
+
+
+def refresh_derived_state(model: keras.Model) -> None:
+    """Recompute state layers derive from their weights (Normalization's mean and variance).
+
+    Keras does this when it loads weights from a file, but not on ``assign`` or
+    ``set_weights``.
+    """
+    for layer in model.layers:
+        finalize = getattr(layer, "finalize_state", None)
+        if callable(finalize) and layer.built:
+            finalize()

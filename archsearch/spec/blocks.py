@@ -53,8 +53,8 @@ class BlockBase(StrictModel):
 
     summary_fields: ClassVar[tuple[str, ...]] = ("kernel", "stride", "channels", "activation")
 
-    def check_input(self, in_channels: int) -> str | None:
-        """Return why this block cannot follow ``in_channels`` channels, or None."""
+    def check_input(self, in_channels: int) -> tuple[str, str] | None:
+        """Why this block cannot follow ``in_channels`` channels, as (field or "", problem); None if it can."""
         return None
 
     def inner_widths(self, in_channels: int, context: ResolveContext) -> dict[str, int]:
@@ -126,12 +126,12 @@ class ShuffleBlock(BlockBase):
 
     type: Literal["shuffle"] = "shuffle"
 
-    def check_input(self, in_channels: int) -> str | None:
+    def check_input(self, in_channels: int) -> tuple[str, str] | None:
         if self.channels % 2:
-            return f"channels: a shuffle unit needs an even output width, got {self.channels}"
+            return "channels", f"a shuffle unit needs an even output width, got {self.channels}"
         if self.stride == 1 and in_channels != self.channels:
-            return (f"a stride-1 shuffle unit keeps its width: input has {in_channels} channels, "
-                    f"output {self.channels}")
+            return "channels", (f"a stride-1 shuffle unit keeps its width: input has {in_channels} channels, "
+                                f"output {self.channels}")
         return None
 
     def inner_widths(self, in_channels: int, context: ResolveContext) -> dict[str, int]:

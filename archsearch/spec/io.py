@@ -39,10 +39,20 @@ def format_location(loc: tuple[int | str, ...]) -> str:
 
 def format_validation_error(error: ValidationError) -> str:
     """One line naming every bad field and what is wrong with it."""
+    details = error.errors(include_url=False)
+    locations = [tuple(detail["loc"]) for detail in details]
     problems = []
-    for detail in error.errors(include_url=False):
+    for detail in details:
+        loc = tuple(detail["loc"])
+        # A list whose bad item was dropped also reports being too short: noise.
+        if detail["type"] == "too_short" and any(other[: len(loc)] == loc and other != loc for other in locations):
+            continue
         message = detail["msg"].removeprefix("Value error, ")
-        where = format_location(tuple(detail["loc"]))
+        where = format_location(loc)
+        if detail["type"] == "union_tag_invalid":
+            ctx = detail.get("ctx", {})
+            where = f"{where}.{ctx.get('discriminator', 'type').strip(chr(39))}"
+            message = f"unknown block type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
 

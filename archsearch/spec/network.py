@@ -112,7 +112,11 @@ class NetworkSpec(StrictModel):
 
     @model_validator(mode="after")
     def _check_shapes(self) -> NetworkSpec:
+        from archsearch.errors import SpecError
         from archsearch.spec.resolve import resolve
 
+        if self.input.preprocessing == "imagenet" and self.input.channels != 3:
+            raise SpecError(f"input.preprocessing: 'imagenet' normalises RGB, but the input has "
+                            f"{self.input.channels} channels")
         resolve(self)  # raises SpecError naming the block at fault
         return self

@@ -162,7 +162,8 @@ def resolve(spec: NetworkSpec) -> ResolvedNetwork:
                 resolved = block.model_copy(update={"channels": out_channels, "stride": stride, "repeats": 1})
                 problem = resolved.check_input(channels)
                 if problem:
-                    raise SpecError(f"{path}: {problem}")
+                    field, message = problem
+                    raise SpecError(f"{path}.{field}: {message}" if field else f"{path}: {message}")
                 out_size = _strided(size, stride, f"{path}.stride", input_size)
                 blocks.append(
                     ResolvedBlock(
