@@ -57,6 +57,24 @@ def test_reference_matches_keras_application(name, overrides, application, kwarg
     assert_same_predictions(source.predict(batch, verbose=0), twin.predict(batch, verbose=0))
 
 
+WIDTH_GRID = [
+    ("mobilenet_v1", apps.MobileNet, [0.25, 0.75]),
+    ("mobilenet_v2", apps.MobileNetV2, [0.5, 0.75, 1.3, 1.4]),
+    ("mobilenet_v3_small", apps.MobileNetV3Small, [0.35, 0.75, 1.1]),
+    ("mobilenet_v3_large", apps.MobileNetV3Large, [0.5, 1.25]),
+]
+
+
+@pytest.mark.parametrize(("name", "application", "alpha"),
+                         [(n, a, alpha) for n, a, alphas in WIDTH_GRID for alpha in alphas],
+                         ids=[f"{n}-{alpha}" for n, _, alphas in WIDTH_GRID for alpha in alphas])
+def test_width_multipliers_match_keras_param_counts(name, application, alpha):
+    spec = archsearch.load_reference(name, width_multiplier=alpha)
+    source = application(weights=None, input_shape=(224, 224, 3), alpha=alpha)
+    assert archsearch.count_params(spec) == source.count_params()
+    assert archsearch.count_macs(spec) == count_model_macs(source)
+
+
 def test_comparison_catches_a_wrong_batchnorm_epsilon():
     """The equivalence check is sharp enough to see an epsilon of 1e-5 instead of 1e-3."""
     spec = archsearch.load_reference("mobilenet_v3_small", batchnorm={"epsilon": 1e-5})

@@ -168,3 +168,14 @@ def test_importing_archsearch_and_costing_does_not_import_tensorflow():
             " print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_readme_example_is_valid_and_its_figures_are_true():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", readme, re.S).group(1))
+    spec = parse_spec(example)
+    params, macs = archsearch.count_params(spec), archsearch.count_macs(spec)
+    assert f"ok: {spec.name} (…): {params:,} params, {macs / 1e6:,.1f}M MACs at 64x64" in readme

@@ -54,11 +54,22 @@ class StageSpec(StrictModel):
 
 
 class HeadConvSpec(StrictModel):
-    """A 1x1 conv, batch norm and activation before pooling."""
+    """A 1x1 conv, batch norm and activation before pooling.
 
-    channels: Channels
+    Its width is either ``channels`` (scaled by ``width_scaling``) or ``expansion``
+    times the incoming width, rounded (MobileNetV3's ``_depth(last_block * 6)``).
+    """
+
+    channels: Channels | None = None
+    expansion: Annotated[float, Field(gt=0.0, le=16.0)] | None = None
     activation: Activation = "relu"
     width_scaling: WidthScaling = "always"
+
+    @model_validator(mode="after")
+    def _one_width(self) -> HeadConvSpec:
+        if (self.channels is None) == (self.expansion is None):
+            raise ValueError("give exactly one of channels and expansion")
+        return self
 
 
 class DenseSpec(StrictModel):

@@ -17,7 +17,7 @@ from archsearch.spec.blocks import Block, ResolveContext
 from archsearch.spec.scaling import ChannelRules, round_repeats
 
 if TYPE_CHECKING:
-    from archsearch.spec.network import NetworkSpec, PoolSpec
+    from archsearch.spec.network import HeadConvSpec, NetworkSpec, PoolSpec
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,13 @@ def _strided(size: int, stride: int, path: str, input_size: int) -> int:
     return math.ceil(size / stride)
 
 
+def _head_conv_channels(conv: HeadConvSpec, in_channels: int, rules: ChannelRules) -> int:
+    if conv.expansion is not None:
+        return rules.round(in_channels * conv.expansion)
+    assert conv.channels is not None  # guaranteed by HeadConvSpec's validator
+    return rules.scale(conv.channels, conv.width_scaling)
+
+
 def _repeat_suffix(index: int) -> str:
     letter = chr(ord("a") + index % 26)
     return letter if index < 26 else f"{letter}{index // 26}"
@@ -185,7 +192,7 @@ def resolve(spec: NetworkSpec) -> ResolvedNetwork:
     head = ResolvedHead(
         in_channels=channels,
         in_size=size,
-        conv_channels=rules.scale(head_spec.conv.channels, head_spec.conv.width_scaling) if head_spec.conv else None,
+        conv_channels=_head_conv_channels(head_spec.conv, channels, rules) if head_spec.conv else None,
         conv_activation=head_spec.conv.activation if head_spec.conv else None,
         pooling=head_spec.pooling,
         hidden=tuple(ResolvedDense(rules.scale(d.channels, d.width_scaling), d.activation) for d in head_spec.hidden),
