@@ -1,0 +1,17 @@
+"""Latency: measured in a worker process (LiteRT by default), cached, and predicted per part.
+
+The parent side imports no TensorFlow; conversion and timing happen in
+``archsearch.latency.worker``.
+"""
+
+from archsearch.latency.backends import BACKENDS, BackendUnavailableError, get_backend
+from archsearch.latency.device import DeviceInfo, device_info
+from archsearch.latency.measure import LatencyError, LatencyResult, measure_latency, measure_tflite
+from archsearch.latency.predictor import Calibration, LatencyPredictor, Part, Prediction, decompose, predict_latency
+from archsearch.latency.timing import TimingPolicy, TimingStats, time_runs
+
+__all__ = [
+    "BACKENDS", "BackendUnavailableError", "Calibration", "DeviceInfo", "LatencyError", "LatencyPredictor",
+    "LatencyResult", "Part", "Prediction", "TimingPolicy", "TimingStats", "decompose", "device_info",
+    "get_backend", "measure_latency", "measure_tflite", "predict_latency", "time_runs",
+]

@@ -1,0 +1,168 @@
+"""Measuring whole networks: the worker process, the cache, and ``measure_latency``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from archsearch.errors import ArchsearchError
+from archsearch.latency.backends import BackendInfo, get_backend
+from archsearch.latency.device import device_info
+from archsearch.latency.timing import TimingPolicy
+from archsearch.spec import NetworkSpec, canonical_json, spec_hash, spec_to_dict
+from archsearch.store import NetworkLatency, Store, cache_dir
+
+
+class LatencyError(ArchsearchError):
+    """A model could not be converted or timed."""
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """A measured latency with the protocol that produced it."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+    backend: str
+    backend_version: str
+    threads: int
+    input_shape: str
+    spec_hash: str
+    cached: bool
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spread_ms(self) -> float:
+        return self.p90_ms - self.p10_ms
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "spread_ms": self.spread_ms}
+
+
+def check_settings(threads: int, runs: int | None) -> None:
+    if threads < 1:
+        raise ArchsearchError(f"threads must be at least 1, got {threads}")
+    if runs is not None and runs < 1:
+        raise ArchsearchError(f"runs must be at least 1, got {runs}")
+
+
+def input_shape_of(spec: NetworkSpec) -> str:
+    return f"1x{spec.input.size}x{spec.input.size}x{spec.input.channels}"
+
+
+def setup_key(backend: BackendInfo, threads: int) -> dict[str, Any]:
+    """The columns (besides what was measured) that a cached latency must match."""
+    return {"fingerprint": device_info().fingerprint, "backend": backend.name,
+            "backend_version": backend.version(), "threads": threads}
+
+
+def artifact_dir() -> Path:
+    """Where converted flatbuffers are kept, per converter version."""
+    try:
+        version = metadata.version("tensorflow")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    path = cache_dir() / "tflite" / f"tensorflow-{version}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_worker(jobs: list[dict[str, Any]], backend: BackendInfo, threads: int,
+               policy: TimingPolicy) -> dict[str, dict[str, Any]]:
+    """Measure ``jobs`` in a fresh process; results by job id (each ``ok`` or with an ``error``)."""
+    with tempfile.TemporaryDirectory(prefix="archsearch-latency-") as tmp:
+        request_path, output_path = Path(tmp) / "request.json", Path(tmp) / "results.json"
+        request = {"backend": backend.name, "threads": threads, "policy": policy.as_dict(),
+                   "artifact_dir": str(artifact_dir()), "output": str(output_path), "jobs": jobs}
+        request_path.write_text(json.dumps(request))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        completed = subprocess.run([sys.executable, "-m", "archsearch.latency.worker", str(request_path)],
+                                   capture_output=True, text=True, env=env)
+        results = json.loads(output_path.read_text()) if output_path.is_file() else []
+    by_id = {result["id"]: result for result in results}
+    if completed.returncode != 0 and len(by_id) < len(jobs):
+        lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {completed.returncode}"
+        for job in jobs:
+            by_id.setdefault(job["id"], {"id": job["id"], "ok": False, "error": f"measuring process died: {reason}"})
+    return by_id
+
+
+def protocol_record(backend: BackendInfo, threads: int, input_shape: str, policy: TimingPolicy,
+                    stats: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to interpret (and repeat) a figure."""
+    return {
+        "backend": backend.name, "backend_version": backend.version(), "description": backend.description,
+        "threads": threads, "input_shape": input_shape, "precision": "float32", "batch": 1,
+        "device": device_info().as_dict(), "policy": policy.as_dict(),
+        "warmup_runs": stats.get("warmup_runs"), "stable": stats.get("stable"),
+    }
+
+
+def _result_from_row(row: NetworkLatency, cached: bool) -> LatencyResult:
+    return LatencyResult(row.median_ms, row.p10_ms, row.p90_ms, row.runs, row.backend, row.backend_version,
+                         row.threads, row.input_shape, row.spec_hash, cached, json.loads(row.protocol))
+
+
+def measure_latency(spec: NetworkSpec, backend: str = "litert", threads: int = 1, runs: int | None = None,
+                    fresh: bool = False, storage: str | None = None) -> LatencyResult:
+    """Measure ``spec``'s batch-1 latency on ``backend`` in a separate process, or answer from the cache.
+
+    The cache key is the spec hash, device fingerprint, backend and its version,
+    threads and input shape. ``fresh`` measures again and replaces the cached figure.
+    ``runs`` fixes the number of timed runs; by default timing goes on until the
+    median is stable. ``storage`` is a SQLAlchemy URL (default: the user cache).
+    """
+    check_settings(threads, runs)
+    info = get_backend(backend)
+    store = Store(storage)
+    setup = {**setup_key(info, threads), "input_shape": input_shape_of(spec)}
+    digest = spec_hash(spec)
+    if not fresh:
+        with store.session() as session:
+            row = NetworkLatency.find(session, digest, setup)
+            if row is not None:
+                return _result_from_row(row, cached=True)
+
+    policy = TimingPolicy(runs=runs)
+    job = {"id": "network", "spec": spec_to_dict(spec), "artifact": f"network-{digest}"}
+    result = run_worker([job], info, threads, policy)["network"]
+    if not result["ok"]:
+        raise LatencyError(f"{spec.name}: {result['error']}")
+    stats = result["stats"]
+    with store.session() as session:
+        row = NetworkLatency.find(session, digest, setup)
+        if row is None:
+            row = NetworkLatency(spec_hash=digest, **setup)
+            session.add(row)
+        row.spec_json = canonical_json(spec)
+        row.median_ms, row.p10_ms, row.p90_ms, row.runs = (stats["median_ms"], stats["p10_ms"],
+                                                           stats["p90_ms"], stats["runs"])
+        row.protocol = json.dumps(protocol_record(info, threads, setup["input_shape"], policy, stats))
+        row.parts_sum_ms = None  # recomputed by the predictor against the current table
+        session.flush()
+        return _result_from_row(row, cached=False)
+
+
+def measure_tflite(path: str | Path, threads: int = 1, runs: int | None = None) -> dict[str, Any]:
+    """Time an existing ``.tflite`` file in LiteRT under the same protocol (not cached)."""
+    check_settings(threads, runs)
+    path = Path(path)
+    if not path.is_file():
+        raise ArchsearchError(f"{path}: no such file")
+    info = get_backend("litert")
+    policy = TimingPolicy(runs=runs)
+    result = run_worker([{"id": "file", "tflite": str(path.resolve())}], info, threads, policy)["file"]
+    if not result["ok"]:
+        raise LatencyError(f"{path}: {result['error']}")
+    shape = "x".join(map(str, result["input_shape"]))
+    return {**result["stats"], "protocol": protocol_record(info, threads, shape, policy, result["stats"])}

@@ -1,0 +1,6 @@
+"""SQLAlchemy tables of archsearch's own (latency measurements, part lookup table)."""
+
+from archsearch.store.db import Store, StoreError, cache_dir, default_cache_url
+from archsearch.store.models import Base, NetworkLatency, PartLatency
+
+__all__ = ["Base", "NetworkLatency", "PartLatency", "Store", "StoreError", "cache_dir", "default_cache_url"]

@@ -1,0 +1,72 @@
+"""Opening a database for archsearch's tables: engine, schema, and one unit of work at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from archsearch.errors import ArchsearchError
+from archsearch.store.models import Base
+
+
+class StoreError(ArchsearchError):
+    """The database cannot be opened or written."""
+
+
+def default_cache_url() -> str:
+    """``sqlite:///<user cache dir>/archsearch/latency.db`` (``ARCHSEARCH_CACHE_DIR`` overrides the dir)."""
+    return f"sqlite:///{cache_dir() / 'latency.db'}"
+
+
+def cache_dir() -> Path:
+    """archsearch's cache directory (latency database, converted models)."""
+    import os
+
+    from platformdirs import user_cache_dir
+
+    path = Path(os.environ.get("ARCHSEARCH_CACHE_DIR") or user_cache_dir("archsearch"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")  # wait for another writer rather than fail
+    cursor.close()
+
+
+class Store:
+    """archsearch's tables in one database (its own, or a study's beside Optuna's)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_cache_url()
+        try:
+            self.engine: Engine = create_engine(self.url)
+        except (ArgumentError, NoSuchModuleError, ValueError) as error:
+            raise StoreError(f"cannot use storage URL {self.url!r}: {error}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            Base.metadata.create_all(self.engine)
+        except (OperationalError, SQLAlchemyError) as error:
+            raise StoreError(f"cannot open storage {self.url!r}: {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}") from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: committed at the end, rolled back on any error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()

@@ -1,0 +1,74 @@
+"""archsearch's own tables. They live beside Optuna's in the same database and hold
+facts Optuna does not model: latency measurements of whole networks and of parts.
+
+Table names carry an ``archsearch_`` prefix so they never collide with Optuna's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Float, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class _Measurement:
+    """Columns every latency row has: where and how it was measured, and the figures."""
+
+    fingerprint: Mapped[str] = mapped_column(String(32), index=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    backend_version: Mapped[str] = mapped_column(String(64))
+    threads: Mapped[int] = mapped_column(Integer)
+    input_shape: Mapped[str] = mapped_column(String(64))
+    median_ms: Mapped[float] = mapped_column(Float)
+    p10_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float] = mapped_column(Float)
+    runs: Mapped[int] = mapped_column(Integer)
+    protocol: Mapped[str] = mapped_column(Text)  # JSON: versions, device, warm-up, stopping rule
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class NetworkLatency(_Measurement, Base):
+    """A whole network's measured latency, keyed by spec hash and measurement setup."""
+
+    __tablename__ = "archsearch_network_latency"
+    __table_args__ = (UniqueConstraint("spec_hash", "fingerprint", "backend", "backend_version", "threads",
+                                       "input_shape", name="uq_archsearch_network_latency"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    spec_json: Mapped[str] = mapped_column(Text)
+    # The predictor's raw sum over this network's parts, and their number, once all are in the table.
+    parts_sum_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    parts_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    @classmethod
+    def find(cls, session: Session, spec_hash: str, setup: dict[str, object]) -> NetworkLatency | None:
+        return session.scalars(select(cls).filter_by(spec_hash=spec_hash, **setup)).first()
+
+
+class PartLatency(_Measurement, Base):
+    """One part (stem, a block at its input shape, head) measured alone: a row of the lookup table."""
+
+    __tablename__ = "archsearch_part_latency"
+    __table_args__ = (UniqueConstraint("part_key", "fingerprint", "backend", "backend_version", "threads",
+                                       name="uq_archsearch_part_latency"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    part_key: Mapped[str] = mapped_column(String(64), index=True)
+    description: Mapped[str] = mapped_column(Text)
+
+    @classmethod
+    def lookup(cls, session: Session, keys: list[str], setup: dict[str, object]) -> dict[str, float]:
+        """Median latency by part key, for the keys present."""
+        setup = {k: v for k, v in setup.items() if k != "input_shape"}
+        rows = session.execute(select(cls.part_key, cls.median_ms).where(cls.part_key.in_(keys)).filter_by(**setup))
+        return {key: median for key, median in rows}
