@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from archsearch.cost import count_macs, count_params, network_cost
 from archsearch.errors import ArchsearchError, SpecError, UnknownNameError, WeightTransferError
 from archsearch.references import load_reference, reference_names
+from archsearch.space import SearchSpace, load_space, sample_specs, space_names
 from archsearch.spec import NetworkSpec, dump_spec, load_spec, parse_spec, spec_hash, spec_to_yaml
 
 __version__ = "0.1.0"
@@ -23,10 +24,15 @@ _LAZY = {
     "transfer_weights": "archsearch.compile",
     "load_keras_model": "archsearch.compile",
     "count_model_macs": "archsearch.compile",
+    # The latency side imports SQLAlchemy; the measuring itself runs in a worker process.
+    "measure_latency": "archsearch.latency",
+    "predict_latency": "archsearch.latency",
+    "LatencyResult": "archsearch.latency",
 }
 
 if TYPE_CHECKING:
     from archsearch.compile import compile_model, count_model_macs, load_keras_model, transfer_weights
+    from archsearch.latency import LatencyResult, measure_latency, predict_latency
 
 
 def __getattr__(name: str) -> Any:
@@ -36,8 +42,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ArchsearchError", "NetworkSpec", "SpecError", "UnknownNameError", "WeightTransferError", "__version__",
+    "ArchsearchError", "LatencyResult", "NetworkSpec", "SearchSpace", "SpecError", "UnknownNameError", "WeightTransferError", "__version__",
     "compile_model", "count_macs", "count_model_macs", "count_params", "dump_spec", "load_keras_model",
-    "load_reference", "load_spec", "network_cost", "parse_spec", "reference_names", "spec_hash",
-    "spec_to_yaml", "transfer_weights",
+    "load_reference", "load_space", "load_spec", "measure_latency", "network_cost", "parse_spec",
+    "predict_latency", "reference_names", "sample_specs", "space_names", "spec_hash", "spec_to_yaml",
+    "transfer_weights",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -87,6 +87,80 @@ def validate(file: Annotated[str, typer.Argument(help="A spec file (.yaml/.yml/.
     summary = spec_summary(load_spec(file))
     console.print(f"ok: {summary['name']} ({summary['hash'][:12]}): {summary['params']:,} params, "
                   f"{_millions(summary['macs'])} MACs at {summary['input_size']}x{summary['input_size']}")
+
+
+@app.command()
+def spaces(as_json: JsonFlag = False) -> None:
+    """List the built-in search spaces: size (distinct specs), parameters and reference family."""
+    from archsearch.space import load_space, space_names
+
+    rows = []
+    for name in space_names():
+        space = load_space(name)
+        rows.append({"name": name, "size": space.size, "parameters": len(space.parameters),
+                     "family": space.family, "references": list(space.references),
+                     "description": space.description})
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("name", "size", "parameters", "family", "references")
+    for row in rows:
+        table.add_row(row["name"], f"{row['size']:,}", str(row["parameters"]), row["family"],
+                      ", ".join(row["references"]))
+    console.print(table)
+
+
+@app.command()
+def latency(
+    name_or_file: Annotated[str, typer.Argument(help="A reference name, a spec file (.yaml/.json) or a .tflite file.")],
+    backend: Annotated[str, typer.Option(help="Latency backend: litert (TFLite in LiteRT) or keras.")] = "litert",
+    threads: Annotated[int, typer.Option(help="Interpreter threads.")] = 1,
+    runs: Annotated[Optional[int], typer.Option(help="Timed runs (default: until the median is stable).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Measure again instead of answering from the cache.")] = False,
+    predict: Annotated[bool, typer.Option("--predict", help="Predict from the per-part table instead of measuring.")] = False,
+    storage: Annotated[Optional[str], typer.Option(help="Database URL for the cache (default: user cache).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure (or predict) batch-1 latency at the spec's input size, in a separate process."""
+    from archsearch.inspect import resolve_spec_argument
+    from archsearch.latency import LatencyPredictor, measure_latency, measure_tflite
+
+    if name_or_file.lower().endswith(".tflite"):
+        if backend != "litert" or predict:
+            raise ArchsearchError("a .tflite file is timed as it is: only --backend litert, without --predict")
+        stats = measure_tflite(name_or_file, threads=threads, runs=runs)
+        if as_json:
+            _print_json({"name": name_or_file, **stats, "backend": "litert", "threads": threads, "cached": False})
+        else:
+            console.print(f"{name_or_file}: median {stats['median_ms']:.3f} ms (p10 {stats['p10_ms']:.3f}, "
+                          f"p90 {stats['p90_ms']:.3f}, {stats['runs']} runs)")
+        return
+    spec = resolve_spec_argument(name_or_file)
+    if predict:
+        prediction = LatencyPredictor(backend, threads, storage).predict(spec)
+        data = {"name": spec.name, "predicted_ms": prediction.latency_ms, "parts_sum_ms": prediction.parts_sum_ms,
+                "parts": prediction.parts, "parts_measured_now": prediction.parts_measured,
+                "calibration_points": prediction.calibration.points, "seconds": prediction.seconds,
+                "backend": backend, "threads": threads}
+        if as_json:
+            _print_json(data)
+        else:
+            console.print(f"{spec.name}: predicted {prediction.latency_ms:.3f} ms ({backend}, {threads} thread(s)); "
+                          f"{prediction.parts} parts summing to {prediction.parts_sum_ms:.3f} ms, "
+                          f"{prediction.parts_measured} measured now; calibrated on "
+                          f"{prediction.calibration.points} network(s); {prediction.seconds * 1e3:.1f} ms to predict")
+        return
+    result = measure_latency(spec, backend=backend, threads=threads, runs=runs, fresh=fresh, storage=storage)
+    if as_json:
+        _print_json({"name": spec.name, **result.as_dict()})
+        return
+    device = result.protocol.get("device", {})
+    console.print(
+        f"{spec.name}: median {result.median_ms:.3f} ms (p10 {result.p10_ms:.3f}, p90 {result.p90_ms:.3f}, "
+        f"{result.runs} runs){' [cached]' if result.cached else ''}\n"
+        f"  {result.backend} ({result.backend_version}), {result.threads} thread(s), input {result.input_shape}, "
+        f"{device.get('cpu_model', '?')} x{device.get('logical_cores', '?')}"
+    )
 
 
 def main() -> None:
