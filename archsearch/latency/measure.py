@@ -122,35 +122,58 @@ def measure_latency(spec: NetworkSpec, backend: str = "litert", threads: int = 1
     ``runs`` fixes the number of timed runs; by default timing goes on until the
     median is stable. ``storage`` is a SQLAlchemy URL (default: the user cache).
     """
+    return measure_latencies([spec], backend, threads, runs, fresh, storage)[0]
+
+
+def measure_latencies(specs: list[NetworkSpec], backend: str = "litert", threads: int = 1,
+                      runs: int | None = None, fresh: bool = False, storage: str | None = None) -> list[LatencyResult]:
+    """``measure_latency`` for many specs, measured one after another in a single worker process.
+
+    Every successful measurement is stored even if another spec fails; a failure then
+    raises ``LatencyError`` naming the first spec that failed.
+    """
     check_settings(threads, runs)
     info = get_backend(backend)
     store = Store(storage)
-    setup = {**setup_key(info, threads), "input_shape": input_shape_of(spec)}
-    digest = spec_hash(spec)
+    setup = setup_key(info, threads)
+    digests = [spec_hash(spec) for spec in specs]
+    results: dict[str, LatencyResult] = {}
     if not fresh:
         with store.session() as session:
-            row = NetworkLatency.find(session, digest, setup)
-            if row is not None:
-                return _result_from_row(row, cached=True)
+            for spec, digest in zip(specs, digests):
+                row = NetworkLatency.find(session, digest, {**setup, "input_shape": input_shape_of(spec)})
+                if row is not None:
+                    results[digest] = _result_from_row(row, cached=True)
 
-    policy = TimingPolicy(runs=runs)
-    job = {"id": "network", "spec": spec_to_dict(spec), "artifact": f"network-{digest}"}
-    result = run_worker([job], info, threads, policy)["network"]
-    if not result["ok"]:
-        raise LatencyError(f"{spec.name}: {result['error']}")
-    stats = result["stats"]
-    with store.session() as session:
-        row = NetworkLatency.find(session, digest, setup)
-        if row is None:
-            row = NetworkLatency(spec_hash=digest, **setup)
-            session.add(row)
-        row.spec_json = canonical_json(spec)
-        row.median_ms, row.p10_ms, row.p90_ms, row.runs = (stats["median_ms"], stats["p10_ms"],
-                                                           stats["p90_ms"], stats["runs"])
-        row.protocol = json.dumps(protocol_record(info, threads, setup["input_shape"], policy, stats))
-        row.parts_sum_ms = None  # recomputed by the predictor against the current table
-        session.flush()
-        return _result_from_row(row, cached=False)
+    todo = {digest: spec for spec, digest in zip(specs, digests) if digest not in results}
+    if todo:
+        policy = TimingPolicy(runs=runs)
+        jobs = [{"id": digest, "spec": spec_to_dict(spec), "artifact": f"network-{digest}"}
+                for digest, spec in todo.items()]
+        measured = run_worker(jobs, info, threads, policy)
+        with store.session() as session:
+            for digest, spec in todo.items():
+                if measured[digest]["ok"]:
+                    results[digest] = _store(session, spec, digest, {**setup, "input_shape": input_shape_of(spec)},
+                                             measured[digest]["stats"], info, threads, policy)
+        failed = [(todo[d].name, measured[d]["error"]) for d in todo if not measured[d]["ok"]]
+        if failed:
+            raise LatencyError(f"{failed[0][0]}: {failed[0][1]}")
+    return [results[digest] for digest in digests]
+
+
+def _store(session: Any, spec: NetworkSpec, digest: str, setup: dict[str, Any], stats: dict[str, Any],
+           info: BackendInfo, threads: int, policy: TimingPolicy) -> LatencyResult:
+    row = NetworkLatency.find(session, digest, setup)
+    if row is None:
+        row = NetworkLatency(spec_hash=digest, **setup)
+        session.add(row)
+    row.spec_json = canonical_json(spec)
+    row.median_ms, row.p10_ms, row.p90_ms, row.runs = stats["median_ms"], stats["p10_ms"], stats["p90_ms"], stats["runs"]
+    row.protocol = json.dumps(protocol_record(info, threads, setup["input_shape"], policy, stats))
+    row.parts_sum_ms = row.parts_count = None  # recomputed by the predictor against the current table
+    session.flush()
+    return _result_from_row(row, cached=False)
 
 
 def measure_tflite(path: str | Path, threads: int = 1, runs: int | None = None) -> dict[str, Any]:

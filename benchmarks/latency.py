@@ -1,0 +1,126 @@
+"""How good is the latency predictor, and how repeatable is a measurement?
+
+    python benchmarks/latency.py [--samples 40] [--space mobilenetv3] [--threads 1] [--out benchmarks/results/latency.json]
+
+Takes ``--samples`` specs from a search space plus every reference network, measures
+each whole network (LiteRT, the standard protocol), builds the per-part table, and
+predicts each network with a calibration fitted on all *other* networks (leave one
+out), so no prediction has seen its own measurement. Measurement repeatability is the
+coefficient of variation of the median over three repeated measurements of each network.
+
+Writes JSON and prints: share of predictions within +/-10%, RMSPE, Spearman rank
+correlation, repeatability, and seconds per measurement vs per prediction.
+Run it on an otherwise idle machine: it is a timing benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+import archsearch
+from archsearch.latency import LatencyPredictor, device_info, measure_latencies
+from archsearch.spec import spec_hash
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--space", default="mobilenetv3")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-references", action="store_true", help="only the sampled specs")
+    parser.add_argument("--cache-dir", help="cache directory (default: a fresh temporary one, so every cost is paid)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latency.json"))
+    args = parser.parse_args()
+
+    os.environ["ARCHSEARCH_CACHE_DIR"] = args.cache_dir or tempfile.mkdtemp(prefix="archsearch-bench-")
+    space = archsearch.load_space(args.space)
+    specs = {f"sample{i:02d}": spec for i, spec in enumerate(archsearch.sample_specs(space, args.samples, args.seed))}
+    if not args.no_references:
+        specs.update({name: archsearch.load_reference(name) for name in archsearch.reference_names()})
+    names = list(specs)
+    print(f"{len(names)} networks; cache {os.environ['ARCHSEARCH_CACHE_DIR']}", flush=True)
+
+    # 1. Whole networks: first measurement (conversion included), then repeats.
+    started = time.perf_counter()
+    first = measure_latencies(list(specs.values()), threads=args.threads)
+    measure_seconds = (time.perf_counter() - started) / len(names)
+    print(f"measured {len(names)} networks, {measure_seconds:.1f} s each (conversion, worker and timing)", flush=True)
+    repeats = [first] + [measure_latencies(list(specs.values()), threads=args.threads, fresh=True)
+                         for _ in range(args.repeats - 1)]
+    medians = np.array([[result.median_ms for result in run] for run in repeats])  # repeats x networks
+    measured = medians.mean(axis=0)
+    cv = medians.std(axis=0, ddof=1) / measured if args.repeats > 1 else np.zeros(len(names))
+    # The last repeat's figures are the ones the cache (and the calibration) hold.
+
+    # 2. The part table, built as a search would build it.
+    predictor = LatencyPredictor(threads=args.threads)
+    started = time.perf_counter()
+    parts_measured = sum(predictor.predict(spec).parts_measured for spec in specs.values())
+    table_seconds = time.perf_counter() - started
+    print(f"part table: {parts_measured} distinct parts in {table_seconds:.0f} s", flush=True)
+
+    # 3. Leave-one-out predictions with the table warm, timed as a user calls them.
+    predicted, predict_seconds = [], []
+    for spec in specs.values():
+        calibration = predictor.calibration(exclude_hash=spec_hash(spec))
+        started = time.perf_counter()
+        prediction = predictor.predict(spec, measure_missing=False, calibration=calibration)
+        predict_seconds.append(time.perf_counter() - started)
+        predicted.append(prediction.latency_ms)
+    # And the plain API call (its own calibration over all networks), for its cost.
+    started = time.perf_counter()
+    for spec in specs.values():
+        predictor.predict(spec, measure_missing=False)
+    api_predict_seconds = (time.perf_counter() - started) / len(names)
+
+    final = medians[-1]
+    predicted = np.array(predicted)
+    error = (predicted - final) / final
+    within = float(np.mean(np.abs(error) <= 0.10))
+    rmspe = float(np.sqrt(np.mean(error ** 2)))
+    rho = float(spearmanr(predicted, final).statistic)
+    per_prediction = float(np.median(predict_seconds))
+    summary = {
+        "networks": len(names), "samples": args.samples, "space": args.space, "threads": args.threads,
+        "within_10_percent": within, "rmspe": rmspe, "spearman": rho,
+        "repeatability_cv_median": float(np.median(cv)), "repeatability_cv_max": float(np.max(cv)),
+        "repeatability_cv_mean": float(np.mean(cv)),
+        "seconds_per_measurement": measure_seconds, "seconds_per_prediction": per_prediction,
+        "seconds_per_prediction_api": api_predict_seconds,
+        "prediction_speedup": measure_seconds / per_prediction,
+        "part_table_seconds": table_seconds, "parts": parts_measured,
+        "device": device_info().as_dict(), "backend_version": first[0].backend_version,
+    }
+    rows = [{"name": name, "spec_hash": spec_hash(specs[name]), "input_size": specs[name].input.size,
+             "macs": archsearch.count_macs(specs[name]), "measured_ms": [float(m) for m in medians[:, i]],
+             "cv": float(cv[i]), "predicted_ms": float(predicted[i]), "error": float(error[i])}
+            for i, name in enumerate(names)]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"summary": summary, "networks": rows}, indent=2) + "\n")
+
+    print(f"\n{'network':22s} {'size':>4s} {'measured':>9s} {'cv':>6s} {'predicted':>9s} {'error':>7s}")
+    for row in rows:
+        print(f"{row['name']:22s} {row['input_size']:4d} {row['measured_ms'][-1]:8.2f}m {row['cv']:6.1%} "
+              f"{row['predicted_ms']:8.2f}m {row['error']:+7.1%}")
+    print(f"\nwithin +/-10%: {within:.1%}   RMSPE: {rmspe:.1%}   Spearman: {rho:.3f}")
+    print(f"repeatability (CV of the median over {args.repeats} repeats): median {np.median(cv):.2%}, "
+          f"max {np.max(cv):.2%}")
+    print(f"seconds per measurement {measure_seconds:.2f}, per prediction {per_prediction * 1e3:.2f} ms "
+          f"(API call {api_predict_seconds * 1e3:.1f} ms): {measure_seconds / per_prediction:,.0f}x cheaper")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
