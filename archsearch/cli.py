@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Annotated, Any, Optional
 
 import typer
@@ -163,10 +164,183 @@ def latency(
     )
 
 
+def _load_run_config(config_file: str | None, flags: dict[str, Any]) -> Any:
+    from archsearch.spec import read_document
+    from archsearch.study import StudyConfig
+
+    data: dict[str, Any] = {}
+    if config_file:
+        document = read_document(config_file)
+        if not isinstance(document, dict):
+            raise ArchsearchError(f"{config_file}: a study config must be a mapping of settings")
+        data.update(document)
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if "budget_ms" not in data:
+        raise ArchsearchError("--budget-ms is required (or budget_ms in --config)")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as error:
+        from archsearch.spec import format_validation_error
+
+        where = f"{config_file}: " if config_file else ""
+        raise ArchsearchError(where + format_validation_error(error).replace("budget_ms", "--budget-ms")) from None
+
+
+@app.command()
+def run(
+    budget_ms: Annotated[Optional[str], typer.Option("--budget-ms", help="Latency budget in ms (measured median).")] = None,
+    space: Annotated[Optional[str], typer.Option(help="Built-in space name or space file.")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="Study name (resumes if it exists).")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="Search trials to reach (references not counted).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many minutes.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="digits, a Keras dataset name, an image folder or an .npz.")] = None,
+    train_size: Annotated[Optional[int], typer.Option(help="Training image size (default: the dataset's).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Proxy-training epochs per candidate.")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default sqlite:///studies/NAME.db).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (sampler, training).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Threads for latency measurement.")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="tpe (default), nsga2 or random.")] = None,
+    config: Annotated[Optional[str], typer.Option("--config", help="A study written down as YAML (flags override it).")] = None,
+) -> None:
+    """Search a space under a measured latency budget; store every trial; print the Pareto front."""
+    from archsearch.study import StudyRunner
+
+    flags: dict[str, Any] = {"space": space, "name": study, "trials": trials, "timeout_minutes": timeout,
+                             "dataset": dataset, "train_size": train_size, "epochs": epochs, "storage": storage,
+                             "seed": seed, "threads": threads, "sampler": sampler}
+    if budget_ms is not None:
+        try:
+            flags["budget_ms"] = float(budget_ms)
+        except ValueError:
+            raise ArchsearchError(f"--budget-ms must be a number of milliseconds, got {budget_ms!r}") from None
+    settings = _load_run_config(config, flags)
+    runner = StudyRunner(settings)  # validates data, space, storage and resume before any display
+    console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "
+                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.url}")
+    with _StudyProgress(settings) as progress:
+        runner.progress = progress
+        result = runner.run()
+    _print_study(result, settings.storage_url())
+
+
+class _StudyProgress:
+    """Trial n/N, best feasible accuracy, front size and time left, on one live line."""
+
+    def __init__(self, config: Any) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.config = config
+        self.started = time.monotonic()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
+                            transient=False)
+        self.task = self.bar.add_task("starting", total=config.trials)
+
+    def __enter__(self) -> _StudyProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, study: Any, report: Any) -> None:
+        from archsearch.study import pareto_front, search_trials
+
+        done = len(search_trials(study))
+        front = [p for p in pareto_front(study)]
+        best = max((p.accuracy for p in front), default=None)
+        elapsed = time.monotonic() - self.started
+        left = ""
+        if self.config.trials and done:
+            left = f" · ~{max(0.0, elapsed / max(done, 1) * (self.config.trials - done)) / 60:.1f} min left"
+        if self.config.timeout_minutes:
+            left += f" · {max(0.0, self.config.timeout_minutes - elapsed / 60):.1f} min of timeout left"
+        what = f"reference {report.reference}" if report.reference else f"trial {done}/{self.config.trials or '∞'}"
+        result = (f"acc {report.accuracy:.3f}, {report.latency_ms:.2f} ms" if report.accuracy is not None
+                  else (report.reason or ""))
+        self.bar.console.print(f"#{report.number} {what}: {report.status} ({result}) in {report.seconds:.0f} s")
+        best_text = f"{best:.3f}" if best is not None else "-"
+        self.bar.update(self.task, completed=done,
+                        description=f"trial {done}/{self.config.trials or '∞'} · best feasible acc {best_text} · "
+                                    f"front {len(front)}{left}")
+
+
+def _print_study(study: Any, storage_url: str) -> None:
+    from archsearch.study import study_report
+
+    report = study_report(study, storage_url)
+    _print_front(report)
+    console.print(f"database: {storage_url}")
+
+
+def _print_front(report: dict[str, Any]) -> None:
+    table = Table("trial", "accuracy", "latency ms", "params", "MACs", "network",
+                  title=f"Pareto front of {report['study']} (budget {report['budget_ms']} ms)")
+    for point in report["front"]:
+        table.add_row(str(point["number"]), f"{point['accuracy']:.4f}", f"{point['latency_ms']:.3f}",
+                      f"{point['params']:,}" if point["params"] else "-",
+                      _millions(point["macs"]) if point["macs"] else "-",
+                      point["reference"] or point["name"] or "")
+    console.print(table)
+    for name, dominators in report["dominated_references"].items():
+        if dominators:
+            console.print(f"{name} is dominated by trial(s) {', '.join(map(str, dominators))}")
+        else:
+            console.print(f"{name} is not dominated by any search trial")
+
+
+@app.command()
+def studies(storage: Annotated[Optional[str], typer.Option(help="Storage URL (default: studies/*.db).")] = None,
+            as_json: JsonFlag = False) -> None:
+    """List studies with their trial counts and storage."""
+    from archsearch.study import list_studies
+
+    rows = [{"study": summary.study_name, "trials": summary.n_trials, "storage": url,
+             "started": summary.datetime_start.isoformat() if summary.datetime_start else None}
+            for url, summary in list_studies(storage)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("study", "trials", "started", "storage")
+    for row in rows:
+        table.add_row(row["study"], str(row["trials"]), row["started"] or "-", row["storage"])
+    console.print(table)
+
+
+@app.command("show-study")
+def show_study(name: Annotated[str, typer.Argument(help="Study name.")],
+               storage: Annotated[Optional[str], typer.Option(help="Storage URL (default: studies/*.db).")] = None,
+               as_json: JsonFlag = False) -> None:
+    """Print a study's Pareto front, its references and its failures with reasons."""
+    from archsearch.study import load_existing_study, study_report
+
+    study, url = load_existing_study(name, storage)
+    report = study_report(study, url)
+    if as_json:
+        _print_json(report)
+        return
+    console.print(f"{report['study']}: {report['trials']} trials "
+                  f"({', '.join(f'{v} {k}' for k, v in sorted(report['by_status'].items()))}); storage {url}")
+    _print_front(report)
+    for ref in report["references"]:
+        console.print(f"reference {ref['reference']}: accuracy {ref['accuracy']:.4f}, {ref['latency_ms']:.3f} ms "
+                      f"(trial {ref['number']})")
+    for failure in report["failures"]:
+        console.print(f"trial {failure['trial']} failed: {failure['reason']}")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:
-        app()
+        code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
+    except typer.Abort:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    except typer.TyperException as error:  # command-line usage errors (bad option values, unknown commands)
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        sys.stderr.write(f"error: {' '.join(message.split())}\n")
+        raise SystemExit(getattr(error, "exit_code", 2) or 2) from None
     except ValidationError as error:
         from archsearch.spec import format_validation_error
 

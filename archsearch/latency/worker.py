@@ -67,16 +67,9 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {(useful[-1] if useful else '').strip()}"[:500]
 
 
-def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[1]).read_text())
+def serve_request(request: dict[str, Any]) -> None:
+    """Measure every job of ``request``, writing results to its output file as they come."""
     output = Path(request["output"])
-    if int(request["threads"]) == 1:
-        _pin_to_one_core()
-    if request["backend"] == "keras":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(int(request["threads"]))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
     policy = TimingPolicy(**request.get("policy", {}))
     results: list[dict[str, Any]] = []
     for job in request["jobs"]:
@@ -89,6 +82,40 @@ def main(argv: list[str]) -> int:
         partial = output.with_suffix(".partial")
         partial.write_text(json.dumps(results))
         partial.replace(output)
+    if request["backend"] == "keras" or any(not job.get("tflite") for job in request["jobs"]):
+        import keras
+
+        keras.backend.clear_session()  # a long-lived worker must not accumulate graphs
+
+
+def main(argv: list[str]) -> int:
+    """``worker REQUEST.json`` measures one request; ``worker --serve THREADS BACKEND`` serves many.
+
+    In serve mode, each line on stdin is the path of a request file; when it is done
+    the worker prints ``done <path>`` on stdout.
+    """
+    serving = argv[1] == "--serve"
+    threads, backend = (int(argv[2]), argv[3]) if serving else (None, None)
+    first = None if serving else json.loads(Path(argv[1]).read_text())
+    threads = threads if serving else int(first["threads"])
+    backend = backend if serving else first["backend"]
+    if threads == 1:
+        _pin_to_one_core()
+    if backend == "keras":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    if not serving:
+        serve_request(first)
+        return 0
+    for line in sys.stdin:
+        path = line.strip()
+        if not path:
+            continue
+        serve_request(json.loads(Path(path).read_text()))
+        sys.stdout.write(f"done {path}\n")
+        sys.stdout.flush()
     return 0
 
 

@@ -1,0 +1,68 @@
+"""Multi-fidelity for a two-objective study: successive halving over epochs.
+
+Optuna's pruners only serve single-objective studies. Here a candidate is checked at
+rung epochs (``epochs / eta**k``). At a rung it is compared with every other trial
+that reached that epoch, by (validation accuracy at that epoch, predicted latency): if
+at least ``max(1, population // eta)`` of them dominate it, it stops. The per-epoch
+results come from the trials' stored histories, so the decision is the same after a
+resume and across workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RungEntry:
+    """Another trial's standing at a rung: its accuracy there and its latency."""
+
+    accuracy: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class SuccessiveHalving:
+    epochs: int
+    eta: int = 3
+    min_population: int = 2
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """Epochs at which candidates are compared, e.g. (1, 2) for 6 epochs and eta 3."""
+        rungs, divisor = set(), self.eta
+        while self.epochs // divisor >= 1:
+            rungs.add(self.epochs // divisor)
+            divisor *= self.eta
+        return tuple(sorted(r for r in rungs if r < self.epochs))
+
+    def should_continue(self, epoch: int, accuracy: float, latency_ms: float, population: Iterable[RungEntry]) -> bool:
+        """Whether a candidate with ``accuracy`` after ``epoch`` epochs goes on training."""
+        if epoch not in self.rungs:
+            return True
+        entries = list(population)
+        if len(entries) < self.min_population:
+            return True
+        dominators = sum(
+            1 for e in entries
+            if e.accuracy >= accuracy and e.latency_ms <= latency_ms and (e.accuracy > accuracy or e.latency_ms < latency_ms)
+        )
+        return dominators < max(1, len(entries) // self.eta)
+
+
+def rung_population(trials: Iterable[object], epoch: int, exclude_number: int) -> list[RungEntry]:
+    """Entries at ``epoch`` from Optuna trials that stored a history and a predicted latency."""
+    entries = []
+    for trial in trials:
+        if getattr(trial, "number") == exclude_number:
+            continue
+        attrs = getattr(trial, "user_attrs")
+        history, latency = attrs.get("history") or [], attrs.get("predicted_latency_ms")
+        if latency is None:
+            continue
+        for row in history:
+            if row.get("epoch") == epoch:
+                entries.append(RungEntry(float(row["val_accuracy"]), float(latency)))
+                break
+    return entries

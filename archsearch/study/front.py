@@ -1,0 +1,84 @@
+"""Reading a study: its Pareto front, its references and what they are dominated by, its failures."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from archsearch.study.config import StudyConfig
+from archsearch.study.run import CONFIG_ATTR
+
+
+@dataclass(frozen=True)
+class Point:
+    """A trial as a point of the accuracy-latency plane."""
+
+    number: int
+    accuracy: float
+    latency_ms: float
+    params: int | None
+    macs: int | None
+    name: str | None
+    reference: str | None
+    feasible: bool
+
+    def dominates(self, other: Point) -> bool:
+        return (self.accuracy >= other.accuracy and self.latency_ms <= other.latency_ms
+                and (self.accuracy > other.accuracy or self.latency_ms < other.latency_ms))
+
+
+def _point(trial: FrozenTrial) -> Point:
+    accuracy, latency = trial.values
+    feasible = all(value <= 0 for value in trial.constraints.values())
+    return Point(trial.number, accuracy, latency, trial.user_attrs.get("params"), trial.user_attrs.get("macs"),
+                 trial.user_attrs.get("spec_name"), trial.user_attrs.get("reference"), feasible)
+
+
+def pareto_front(study: optuna.Study) -> list[Point]:
+    """Feasible, non-dominated trials (Optuna's ``best_trials``), fastest first."""
+    return sorted((_point(t) for t in study.best_trials), key=lambda p: p.latency_ms)
+
+
+def reference_points(study: optuna.Study) -> list[Point]:
+    return [_point(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if "reference" in t.user_attrs]
+
+
+def dominated_references(study: optuna.Study) -> dict[str, list[int]]:
+    """Each reference and the numbers of the front's search trials that dominate it."""
+    front = [p for p in pareto_front(study) if p.reference is None]
+    return {ref.reference: [p.number for p in front if p.dominates(ref)] for ref in reference_points(study)}
+
+
+def failures(study: optuna.Study) -> list[tuple[int, str]]:
+    return [(t.number, t.user_attrs.get("failure_reason", "unknown"))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
+
+
+def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
+    """Everything ``show-study`` prints, as data."""
+    trials = study.get_trials(deepcopy=False)
+    by_status: dict[str, int] = {}
+    for trial in trials:
+        status = trial.user_attrs.get("status") or trial.state.name.lower()
+        by_status[status] = by_status.get(status, 0) + 1
+    config = study.user_attrs.get(CONFIG_ATTR, {})
+    return {
+        "study": study.study_name,
+        "storage": storage_url,
+        "config": config,
+        "budget_ms": config.get("budget_ms"),
+        "trials": len(trials),
+        "by_status": by_status,
+        "front": [asdict(p) for p in pareto_front(study)],
+        "references": [asdict(p) for p in reference_points(study)],
+        "dominated_references": dominated_references(study),
+        "failures": [{"trial": n, "reason": r} for n, r in failures(study)],
+    }
+
+
+__all__ = ["Point", "StudyConfig", "dominated_references", "failures", "pareto_front", "reference_points",
+           "study_report"]

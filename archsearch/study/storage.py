@@ -1,0 +1,74 @@
+"""Opening Optuna storage with one-line errors, and finding studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from archsearch.errors import ArchsearchError
+
+
+class StudyError(ArchsearchError):
+    """A study that cannot be created, opened, resumed or found."""
+
+
+def _prepare_sqlite(url: str) -> None:
+    """Create the folder of a SQLite file (``studies/`` by default) and check it is writable."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise StudyError(f"not a storage URL: {url!r} ({error})") from None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StudyError(f"cannot create {path.parent} for storage {url!r}: {error.strerror}") from None
+    if path.exists() and not path.is_file():
+        raise StudyError(f"storage {url!r}: {path} is not a file")
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at ``url``; unreachable or unwritable storage raises ``StudyError``."""
+    _prepare_sqlite(url)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except (ArgumentError, ValueError, ImportError) as error:
+        raise StudyError(f"cannot use storage {url!r}: {str(error).splitlines()[0]}") from None
+    except Exception as error:  # SQLAlchemy OperationalError and friends: unreachable, unwritable
+        cause = getattr(error, "orig", None) or error
+        raise StudyError(f"cannot open storage {url!r}: {str(cause).strip().splitlines()[0]}") from None
+
+
+def study_files(folder: str | Path = "studies") -> list[Path]:
+    """SQLite study files in ``folder`` (where studies live by default)."""
+    return sorted(Path(folder).glob("*.db"))
+
+
+def list_studies(storage: str | None = None) -> list[tuple[str, optuna.study.StudySummary]]:
+    """(storage URL, summary) for every study in ``storage``, or in every ``studies/*.db``."""
+    urls = [storage] if storage else [f"sqlite:///{path}" for path in study_files()]
+    found = []
+    for url in urls:
+        for summary in optuna.get_all_study_summaries(open_storage(url), include_best_trial=False):
+            found.append((url, summary))
+    return found
+
+
+def load_existing_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str]:
+    """A study by name (searching ``studies/*.db`` when no storage is given) and its storage URL."""
+    candidates = [storage] if storage else [f"sqlite:///{Path('studies') / f'{name}.db'}"] + [
+        f"sqlite:///{path}" for path in study_files()]
+    for url in candidates:
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            continue
+        rdb = open_storage(url)
+        names = [s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)]
+        if name in names:
+            return optuna.load_study(study_name=name, storage=rdb), url
+    where = storage or "studies/*.db"
+    raise StudyError(f"no study named {name!r} in {where}")
