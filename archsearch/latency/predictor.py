@@ -25,6 +25,10 @@ from archsearch.spec import NetworkSpec, parse_spec, resolve, spec_to_dict
 from archsearch.store import NetworkLatency, PartLatency, Store
 
 
+PART_POLICY = TimingPolicy(warmup_seconds=0.1, min_seconds=0.2)
+"""Parts run for a fraction of a millisecond: 0.2 s of timed runs is hundreds of runs."""
+
+
 @dataclass(frozen=True)
 class Part:
     """One separately measurable part of a network, identified by what it computes."""
@@ -122,7 +126,7 @@ class LatencyPredictor:
         missing = {p.key: p for p in parts if p.key not in known}
         if not missing:
             return 0
-        policy = TimingPolicy()
+        policy = PART_POLICY
         data = spec_to_dict(spec)
         jobs = [{"id": key, "spec": data, "part": part.name, "artifact": f"part-{key}"} for key, part in missing.items()]
         results = run_worker(jobs, self.info, self.threads, policy)
