@@ -200,6 +200,8 @@ def run(
     seed: Annotated[Optional[int], typer.Option(help="Random seed (sampler, training).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Threads for latency measurement.")] = None,
     sampler: Annotated[Optional[str], typer.Option(help="tpe (default), nsga2 or random.")] = None,
+    references: Annotated[Optional[bool], typer.Option("--references/--no-references",
+                                                       help="Train the space's reference networks too.")] = None,
     config: Annotated[Optional[str], typer.Option("--config", help="A study written down as YAML (flags override it).")] = None,
 ) -> None:
     """Search a space under a measured latency budget; store every trial; print the Pareto front."""
@@ -207,7 +209,7 @@ def run(
 
     flags: dict[str, Any] = {"space": space, "name": study, "trials": trials, "timeout_minutes": timeout,
                              "dataset": dataset, "train_size": train_size, "epochs": epochs, "storage": storage,
-                             "seed": seed, "threads": threads, "sampler": sampler}
+                             "seed": seed, "threads": threads, "sampler": sampler, "references": references}
     if budget_ms is not None:
         try:
             flags["budget_ms"] = float(budget_ms)

@@ -1,7 +1,8 @@
 """Multi-fidelity for a two-objective study: successive halving over epochs.
 
 Optuna's pruners only serve single-objective studies. Here a candidate is checked at
-rung epochs (``epochs / eta**k``). At a rung it is compared with every other trial
+rung epochs (``epochs / eta**k``, never before ``min_epoch``: after one epoch most
+candidates still sit near chance and the comparison would be noise). At a rung it is compared with every other trial
 that reached that epoch, by (validation accuracy at that epoch, predicted latency): if
 at least ``max(1, population // eta)`` of them dominate it, it stops. The per-epoch
 results come from the trials' stored histories, so the decision is the same after a
@@ -27,15 +28,16 @@ class SuccessiveHalving:
     epochs: int
     eta: int = 3
     min_population: int = 2
+    min_epoch: int = 2
 
     @property
     def rungs(self) -> tuple[int, ...]:
-        """Epochs at which candidates are compared, e.g. (1, 2) for 6 epochs and eta 3."""
+        """Epochs at which candidates are compared, e.g. (2,) for 6 epochs and eta 3, (2, 3) for 9."""
         rungs, divisor = set(), self.eta
         while self.epochs // divisor >= 1:
             rungs.add(self.epochs // divisor)
             divisor *= self.eta
-        return tuple(sorted(r for r in rungs if r < self.epochs))
+        return tuple(sorted(r for r in rungs if self.min_epoch <= r < self.epochs))
 
     def should_continue(self, epoch: int, accuracy: float, latency_ms: float, population: Iterable[RungEntry]) -> bool:
         """Whether a candidate with ``accuracy`` after ``epoch`` epochs goes on training."""

@@ -1,0 +1,204 @@
+"""The study end to end on a tiny space and tiny data: trials, references, failures, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from archsearch.data import load_dataset
+from archsearch.study import StudyConfig, StudyError, pareto_front, run_study, search_trials, study_report
+from archsearch.study.fidelity import RungEntry, SuccessiveHalving
+
+TINY_SPACE = {
+    "name": "tinyspace",
+    "family": "mobilenet_v3",
+    "references": ["mobilenet_v3_small"],
+    "base": {
+        "input": {"size": 64, "preprocessing": "rescale"},
+        "stem": {"channels": 8, "activation": "hswish"},
+        "stages": [
+            {"blocks": [{"type": "mbconv", "channels": 8, "expansion": 1}]},
+            {"blocks": [{"type": "mbconv", "channels": 16, "stride": 2}]},
+            {"blocks": [{"type": "mbconv", "channels": 24, "stride": 2}]},
+        ],
+        "head": {"conv": {"channels": 48}},
+    },
+    "choices": {
+        "input.size": [64, 128],
+        "width_multiplier": [0.5, 1.0],
+        "stages[1:].blocks[0].kernel": [3, 5],
+        "stages[1:].blocks[0].expansion": [3.0, 6.0],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A working directory with a tiny dataset (.npz of real digits) and the tiny space."""
+    root = tmp_path_factory.mktemp("study")
+    digits = load_dataset("digits", size=32)
+    np.savez(root / "tiny.npz", x_train=digits.x_train[:300], y_train=digits.y_train[:300],
+             x_val=digits.x_val[:100], y_val=digits.y_val[:100])
+    (root / "tiny_space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+    return root
+
+
+@pytest.fixture()
+def in_workdir(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(workdir / "cache"))
+    return workdir
+
+
+def config(workdir: Path, name: str, **changes) -> StudyConfig:
+    settings = {"name": name, "space": str(workdir / "tiny_space.yaml"), "dataset": str(workdir / "tiny.npz"),
+                "budget_ms": 1.0, "trials": 4, "epochs": 2, "references": False, "seed": 1}
+    return StudyConfig(**{**settings, **changes})
+
+
+def test_small_study_end_to_end_with_a_reference(in_workdir):
+    study = run_study(config(in_workdir, "e2e", references=True, trials=3))
+    trials = study.get_trials()
+    references = [t for t in trials if "reference" in t.user_attrs]
+    assert [t.user_attrs["reference"] for t in references] == ["mobilenet_v3_small"]
+    assert references[0].state == TrialState.COMPLETE and references[0].user_attrs["trained"] is True
+    assert len(search_trials(study)) == 3
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert {"spec", "spec_hash", "params", "macs", "predicted_latency_ms", "status"} <= set(attrs), attrs
+        if trial.state == TrialState.COMPLETE and attrs.get("trained"):
+            assert {"measured_latency_ms", "latency_protocol", "accuracy", "history", "train_seconds"} <= set(attrs)
+            assert trial.values[1] == attrs["measured_latency_ms"]
+            assert len(attrs["history"]) == 2
+            constraint = trial.constraints["latency_budget"]
+            assert constraint == pytest.approx(attrs["measured_latency_ms"] - 1.0)
+    # The front holds feasible trials only.
+    for point in pareto_front(study):
+        assert point.latency_ms <= 1.0 and point.feasible
+    report = study_report(study, f"sqlite:///studies/e2e.db")
+    assert report["budget_ms"] == 1.0 and "mobilenet_v3_small" in report["dominated_references"]
+    # Plain Optuna reads everything back, without archsearch.
+    loaded = optuna.load_study(study_name="e2e", storage="sqlite:///studies/e2e.db")
+    assert loaded.trials[0].user_attrs["reference"] == "mobilenet_v3_small"
+
+
+def test_budget_binds_and_rejected_candidates_are_not_trained(in_workdir):
+    study = run_study(config(in_workdir, "tight", budget_ms=0.001, trials=2))
+    for trial in search_trials(study):
+        assert trial.user_attrs["status"] == "rejected_predicted"
+        assert trial.user_attrs["trained"] is False and "history" not in trial.user_attrs
+        assert trial.constraints["latency_budget"] > 0
+    assert pareto_front(study) == []
+
+
+def test_a_trial_that_raises_is_stored_as_failed_and_the_study_goes_on(in_workdir):
+    # A learning rate this large makes the loss non-finite: the trial fails with that reason.
+    study = run_study(config(in_workdir, "diverge", budget_ms=1000.0, trials=2, learning_rate=1e12))
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert len(failed) == 2 and len(search_trials(study)) == 2
+    assert all("loss became" in t.user_attrs["failure_reason"] for t in failed)
+
+
+def test_resume_refuses_changed_settings(in_workdir):
+    run_study(config(in_workdir, "fixed", budget_ms=0.001, trials=1))
+    with pytest.raises(StudyError, match="was started with budget_ms=0.001"):
+        run_study(config(in_workdir, "fixed", budget_ms=5.0, trials=1))
+    study = run_study(config(in_workdir, "fixed", budget_ms=0.001, trials=2))  # more trials: allowed
+    assert len(search_trials(study)) == 2
+
+
+def test_killed_run_resumes_without_losing_or_repeating_work(in_workdir):
+    env = {**os.environ, "COLUMNS": "200"}
+    settings = config(in_workdir, "killed", trials=4, budget_ms=50.0)
+    config_path = in_workdir / "killed.yaml"
+    config_path.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    command = [sys.executable, "-m", "archsearch", "run", "--config", str(config_path)]
+    process = subprocess.Popen(command, cwd=in_workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = "sqlite:///studies/killed.db"
+    deadline = time.monotonic() + 300
+    completed_before: dict[int, tuple] = {}
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(1)
+        try:
+            trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
+        except Exception:
+            continue
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        if done and any(t.state == TrialState.RUNNING for t in trials):
+            completed_before = {t.number: (tuple(t.values), t.user_attrs["spec_hash"]) for t in done}
+            os.kill(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert completed_before, "the run finished before it could be killed mid-trial"
+
+    result = subprocess.run(command, cwd=in_workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="killed", storage=storage)
+    trials = {t.number: t for t in study.get_trials()}
+    for number, (values, digest) in completed_before.items():  # nothing completed is lost or changed
+        assert tuple(trials[number].values) == values and trials[number].user_attrs["spec_hash"] == digest
+    interrupted = [t for t in trials.values() if t.user_attrs.get("failure_reason", "").startswith("interrupted")]
+    assert len(interrupted) == 1 and interrupted[0].state == TrialState.FAIL
+    assert len(search_trials(study)) == 4  # the study reached its trial count
+    trained = [t.user_attrs["spec_hash"] for t in trials.values()
+               if t.state == TrialState.COMPLETE and t.user_attrs.get("trained") and "duplicate_of" not in t.user_attrs]
+    assert len(trained) == len(set(trained))  # no network trained twice
+    assert "Pareto front of killed" in result.stdout and "database: sqlite:///studies/killed.db" in result.stdout
+
+
+def test_successive_halving_rungs_and_decisions():
+    halving = SuccessiveHalving(epochs=6, eta=3)
+    assert halving.rungs == (2,)
+    population = [RungEntry(0.9, 5.0), RungEntry(0.8, 4.0), RungEntry(0.5, 1.0)]
+    assert halving.should_continue(1, 0.1, 9.0, population)  # not a rung
+    assert not halving.should_continue(2, 0.7, 6.0, population)  # dominated by two of three
+    assert halving.should_continue(2, 0.95, 6.0, population)  # best accuracy: never dominated
+    assert halving.should_continue(2, 0.6, 0.5, population)  # fastest: never dominated
+    assert halving.should_continue(2, 0.1, 9.0, population[:1])  # too few to judge
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--budget-ms", "0"], "--budget-ms: Input should be greater than 0"),
+    (["--budget-ms", "-5"], "--budget-ms: Input should be greater than 0"),
+    (["--budget-ms", "fast"], "--budget-ms must be a number of milliseconds"),
+    (["--budget-ms", "nan"], "must be a finite number"),
+    (["--budget-ms", "20", "--space", "resnet"], "unknown search space"),
+    (["--budget-ms", "20", "--dataset", "/no/such/data.npz"], "no such file"),
+    (["--budget-ms", "20", "--dataset", "/no/such/folder"], "unknown dataset"),
+    (["--budget-ms", "20", "--storage", "postgresql://nobody@127.0.0.1:9/none"], "cannot open storage"),
+    (["--budget-ms", "20", "--storage", "sqlite:////proc/archsearch/x.db"], "cannot create /proc/archsearch"),
+    (["--budget-ms", "20", "--storage", "notaurl"], "storage"),
+    (["--budget-ms", "20", "--config", "/no/such/study.yaml"], "no such file"),
+])
+def test_run_bad_input(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "archsearch", "run", *args], capture_output=True, text=True,
+                            cwd=tmp_path, env={**os.environ, "ARCHSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "studies").exists() or not list((tmp_path / "studies").iterdir()) or "storage" in message
+
+
+def test_studies_and_show_study_cli(in_workdir):
+    run_study(config(in_workdir, "listed", budget_ms=0.001, trials=1))
+    env = {**os.environ, "COLUMNS": "200"}
+    listed = subprocess.run([sys.executable, "-m", "archsearch", "studies", "--json"], cwd=in_workdir, env=env,
+                            capture_output=True, text=True)
+    assert "listed" in {row["study"] for row in json.loads(listed.stdout)}
+    shown = subprocess.run([sys.executable, "-m", "archsearch", "show-study", "listed", "--json"], cwd=in_workdir,
+                           env=env, capture_output=True, text=True)
+    report = json.loads(shown.stdout)
+    assert report["study"] == "listed" and report["by_status"] == {"rejected_predicted": 1}
+    missing = subprocess.run([sys.executable, "-m", "archsearch", "show-study", "nope"], cwd=in_workdir, env=env,
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "no study named 'nope'" in missing.stderr
