@@ -216,6 +216,7 @@ def run(
         except ValueError:
             raise ArchsearchError(f"--budget-ms must be a number of milliseconds, got {budget_ms!r}") from None
     settings = _load_run_config(config, flags)
+    _quiet_optuna()
     runner = StudyRunner(settings)  # validates data, space, storage and resume before any display
     console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "
                   f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.url}")
@@ -223,6 +224,16 @@ def run(
         runner.progress = progress
         result = runner.run()
     _print_study(result, settings.storage_url())
+
+
+def _quiet_optuna() -> None:
+    """The progress display replaces Optuna's per-trial log lines and experimental-feature notes."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures show in the progress lines
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 class _StudyProgress:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -41,7 +40,13 @@ def main() -> None:
     parser.add_argument("--no-references", action="store_true", help="only the sampled specs")
     parser.add_argument("--cache-dir", help="cache directory (default: a fresh temporary one, so every cost is paid)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latency.json"))
+    parser.add_argument("--recalibrate", metavar="CACHE_DIR",
+                        help="re-predict from the measurements of an earlier run (its cache dir and --out JSON), "
+                             "e.g. after changing the calibration; measurements and their figures are kept")
     args = parser.parse_args()
+    if args.recalibrate:
+        recalibrate(args)
+        return
 
     os.environ["ARCHSEARCH_CACHE_DIR"] = args.cache_dir or tempfile.mkdtemp(prefix="archsearch-bench-")
     space = archsearch.load_space(args.space)
@@ -93,6 +98,7 @@ def main() -> None:
     per_prediction = float(np.median(predict_seconds))
     summary = {
         "networks": len(names), "samples": args.samples, "space": args.space, "threads": args.threads,
+        "seed": args.seed,
         "within_10_percent": within, "rmspe": rmspe, "spearman": rho,
         "repeatability_cv_median": float(np.median(cv)), "repeatability_cv_max": float(np.max(cv)),
         "repeatability_cv_mean": float(np.mean(cv)),
@@ -120,6 +126,46 @@ def main() -> None:
     print(f"seconds per measurement {measure_seconds:.2f}, per prediction {per_prediction * 1e3:.2f} ms "
           f"(API call {api_predict_seconds * 1e3:.1f} ms): {measure_seconds / per_prediction:,.0f}x cheaper")
     print(f"wrote {out}")
+
+
+def loo_predictions(predictor: LatencyPredictor, specs: list) -> tuple[list[float], list[float]]:
+    """Leave-one-out predictions with the table warm, and the seconds each prediction took."""
+    predicted, seconds = [], []
+    for spec in specs:
+        calibration = predictor.calibration(exclude_hash=spec_hash(spec))
+        started = time.perf_counter()
+        predicted.append(predictor.predict(spec, measure_missing=False, calibration=calibration).latency_ms)
+        seconds.append(time.perf_counter() - started)
+    return predicted, seconds
+
+
+def prediction_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    error = (predicted - measured) / measured
+    return {"within_10_percent": float(np.mean(np.abs(error) <= 0.10)), "rmspe": float(np.sqrt(np.mean(error ** 2))),
+            "spearman": float(spearmanr(predicted, measured).statistic)}
+
+
+def recalibrate(args: argparse.Namespace) -> None:
+    os.environ["ARCHSEARCH_CACHE_DIR"] = args.recalibrate
+    results = json.loads(Path(args.out).read_text())
+    rows = results["networks"]
+    specs = [archsearch.load_reference(r["name"]) if not r["name"].startswith("sample") else None for r in rows]
+    space = archsearch.load_space(results["summary"]["space"])
+    samples = archsearch.sample_specs(space, results["summary"]["samples"], results["summary"].get("seed", 0))
+    specs = [spec if spec is not None else samples[int(r["name"].removeprefix("sample"))] for spec, r in zip(specs, rows)]
+    assert all(spec_hash(s) == r["spec_hash"] for s, r in zip(specs, rows)), "specs differ from the earlier run"
+    predictor = LatencyPredictor(threads=results["summary"]["threads"])
+    predicted, seconds = loo_predictions(predictor, specs)
+    measured = np.array([r["measured_ms"][-1] for r in rows])
+    metrics = prediction_metrics(np.array(predicted), measured)
+    results["summary"].update(metrics, seconds_per_prediction=float(np.median(seconds)),
+                              prediction_speedup=results["summary"]["seconds_per_measurement"] / float(np.median(seconds)),
+                              recalibrated=True)
+    for row, value in zip(rows, predicted):
+        row["predicted_ms"], row["error"] = float(value), float((value - row["measured_ms"][-1]) / row["measured_ms"][-1])
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: results["summary"][k] for k in ("within_10_percent", "rmspe", "spearman",
+                                                         "repeatability_cv_median", "prediction_speedup")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -83,10 +83,23 @@ def test_missing_file_and_unknown_name():
     assert result.returncode == 2 and "unknown reference" in result.stderr and result.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("command", ["references", "show", "validate"])
+def _commands() -> list[str]:
+    import typer
+
+    from archsearch.cli import app
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+def test_the_app_is_a_group_with_the_documented_commands():
+    assert _commands() == sorted(["references", "show", "validate", "spaces", "latency", "run", "studies",
+                                  "show-study"])
+
+
+@pytest.mark.parametrize("command", _commands())
 def test_every_command_has_help(command):
     result = run(command, "--help")
-    assert result.returncode == 0 and "Usage" in result.stdout
+    assert result.returncode == 0 and "Usage" in result.stdout and len(result.stdout.strip().splitlines()) > 3
 
 
 def test_top_level_help_does_not_import_tensorflow():

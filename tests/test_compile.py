@@ -7,11 +7,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from test_spec import TINY  # noqa: E402
+
 import archsearch  # noqa: E402
 from archsearch.compile import BUILDERS, CUSTOM_LAYERS, activation_fn, count_model_macs  # noqa: E402
 from archsearch.spec import ACTIVATIONS, BLOCK_CLASSES, parse_spec  # noqa: E402
-
-from test_spec import TINY  # noqa: E402
 
 
 def test_every_block_type_has_a_builder_and_every_activation_an_implementation():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import assert_same_predictions, randomize_weights
 
 keras = pytest.importorskip("keras")

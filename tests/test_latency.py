@@ -11,6 +11,7 @@ import math
 
 import pytest
 from sqlalchemy import func, select
+from test_cli import run
 
 import archsearch
 from archsearch.latency import (
@@ -24,8 +25,6 @@ from archsearch.latency import (
 )
 from archsearch.latency.backends import BackendInfo
 from archsearch.store import NetworkLatency, PartLatency, Store
-
-from test_cli import run
 
 
 @pytest.fixture()
@@ -122,9 +121,10 @@ def test_predictor_sums_the_part_table_and_calibrates(cache):
         measure_latency(spec, runs=30)
     calibrated = predictor.predict(specs[0])
     assert calibrated.calibration.points == 2 and calibrated.parts_measured == 0
-    ratio = calibrated.calibration.ratio
-    assert math.isclose(calibrated.latency_ms, ratio * calibrated.parts_sum_ms)
-    assert 0.3 < ratio < 3
+    scale, exponent = calibrated.calibration.scale, calibrated.calibration.exponent
+    assert exponent == 1.0  # two networks: a plain ratio
+    assert math.isclose(calibrated.latency_ms, scale * calibrated.parts_sum_ms)
+    assert 0.3 < scale < 3
     assert archsearch.predict_latency(specs[0]) == pytest.approx(calibrated.latency_ms)
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import PUBLISHED_MACS
 
 import archsearch
 from archsearch.errors import UnknownNameError
-
-from conftest import PUBLISHED_MACS
 
 # keras.applications count_params() (weights=None, include_top=True, 1000 classes, default
 # resolution, Keras 3.15); ShuffleNetV2: trainable parameters of the paper architecture.

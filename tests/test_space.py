@@ -10,12 +10,11 @@ import sys
 import numpy as np
 import optuna
 import pytest
+from test_cli import run
 
 import archsearch
 from archsearch.space import SearchSpace, SpaceError, load_space, sample_specs, space_names
 from archsearch.spec import spec_hash
-
-from test_cli import run
 
 SPACE = {
     "name": "tiny",

@@ -76,7 +76,7 @@ def test_small_study_end_to_end_with_a_reference(in_workdir):
     assert len(search_trials(study)) == 3
     for trial in trials:
         attrs = trial.user_attrs
-        assert {"spec", "spec_hash", "params", "macs", "predicted_latency_ms", "status"} <= set(attrs), attrs
+        assert {"spec", "spec_hash", "params", "macs", "screen_latency_ms", "latency_source", "status"} <= set(attrs)
         if trial.state == TrialState.COMPLETE and attrs.get("trained"):
             assert {"measured_latency_ms", "latency_protocol", "accuracy", "history", "train_seconds"} <= set(attrs)
             assert trial.values[1] == attrs["measured_latency_ms"]
@@ -86,7 +86,7 @@ def test_small_study_end_to_end_with_a_reference(in_workdir):
     # The front holds feasible trials only.
     for point in pareto_front(study):
         assert point.latency_ms <= 1.0 and point.feasible
-    report = study_report(study, f"sqlite:///studies/e2e.db")
+    report = study_report(study, "sqlite:///studies/e2e.db")
     assert report["budget_ms"] == 1.0 and "mobilenet_v3_small" in report["dominated_references"]
     # Plain Optuna reads everything back, without archsearch.
     loaded = optuna.load_study(study_name="e2e", storage="sqlite:///studies/e2e.db")
@@ -96,10 +96,27 @@ def test_small_study_end_to_end_with_a_reference(in_workdir):
 def test_budget_binds_and_rejected_candidates_are_not_trained(in_workdir):
     study = run_study(config(in_workdir, "tight", budget_ms=0.001, trials=2))
     for trial in search_trials(study):
-        assert trial.user_attrs["status"] == "rejected_predicted"
+        # A fresh part table: measuring the whole network is cheaper than predicting it.
+        assert trial.user_attrs["status"] == "rejected_measured" and trial.user_attrs["latency_source"] == "measured"
         assert trial.user_attrs["trained"] is False and "history" not in trial.user_attrs
         assert trial.constraints["latency_budget"] > 0
     assert pareto_front(study) == []
+
+
+def test_prediction_screens_candidates_once_their_parts_are_known(in_workdir):
+    """With the part table warm, a candidate clearly over budget is rejected on its prediction alone."""
+    from archsearch.latency import LatencyPredictor
+    from archsearch.space import SearchSpace
+
+    one_point = {**TINY_SPACE, "name": "onepoint", "choices": {"input.size": [64]}}
+    (in_workdir / "one_point.yaml").write_text(yaml.safe_dump(one_point))
+    settings = config(in_workdir, "warm", space=str(in_workdir / "one_point.yaml"), budget_ms=0.001, trials=1)
+    spec = SearchSpace.model_validate(one_point).with_overrides(classes=10).sample(np.random.default_rng(0))
+    LatencyPredictor(storage=settings.storage_url()).predict(spec)  # fills the study's part table
+    study = run_study(settings)
+    (trial,) = search_trials(study)
+    assert trial.user_attrs["latency_source"] == "predicted" and trial.user_attrs["status"] == "rejected_predicted"
+    assert trial.user_attrs["predicted_latency_ms"] == trial.values[1] and "measured_latency_ms" not in trial.user_attrs
 
 
 def test_a_trial_that_raises_is_stored_as_failed_and_the_study_goes_on(in_workdir):
@@ -198,7 +215,21 @@ def test_studies_and_show_study_cli(in_workdir):
     shown = subprocess.run([sys.executable, "-m", "archsearch", "show-study", "listed", "--json"], cwd=in_workdir,
                            env=env, capture_output=True, text=True)
     report = json.loads(shown.stdout)
-    assert report["study"] == "listed" and report["by_status"] == {"rejected_predicted": 1}
+    assert report["study"] == "listed" and report["by_status"] == {"rejected_measured": 1}
     missing = subprocess.run([sys.executable, "-m", "archsearch", "show-study", "nope"], cwd=in_workdir, env=env,
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no study named 'nope'" in missing.stderr
+
+
+def test_hypervolume_of_a_front():
+    from archsearch.study import Point, hypervolume
+
+    def point(accuracy, latency, feasible=True):
+        return Point(0, accuracy, latency, None, None, None, None, feasible)
+
+    budget = 10.0
+    assert hypervolume([], budget) == 0.0
+    assert hypervolume([point(0.5, 2.0)], budget) == pytest.approx(0.5 * 8.0)
+    # A dominated point adds nothing; an infeasible one neither.
+    front = [point(0.5, 2.0), point(0.8, 6.0), point(0.4, 7.0), point(0.99, 12.0, feasible=False)]
+    assert hypervolume(front, budget) == pytest.approx(0.5 * 8.0 + 0.3 * 4.0)

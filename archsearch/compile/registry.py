@@ -7,7 +7,8 @@ join back to the spec) and never mutates its input.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from archsearch.errors import UnknownNameError
 

@@ -2,9 +2,8 @@
 
 A spec is cut into parts (stem, each block repeat at its input shape, head). Each
 distinct part is measured once on the target backend, in the worker process, and
-stored. A prediction sums the parts and corrects the sum with a linear model fitted on
-whole networks measured on the same device and backend: measured = a * sum + c * parts
-(+ b). The per-part term absorbs each isolated run's fixed invocation cost.
+stored. A prediction sums the parts and corrects the sum with a power law fitted on
+whole networks measured on the same device and backend (see ``Calibration``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from archsearch.latency.measure import LatencyError, check_settings, protocol_re
 from archsearch.latency.timing import TimingPolicy
 from archsearch.spec import NetworkSpec, parse_spec, resolve, spec_to_dict
 from archsearch.store import NetworkLatency, PartLatency, Store
-
 
 PART_POLICY = TimingPolicy(warmup_seconds=0.1, min_seconds=0.2)
 """Parts run for a fraction of a millisecond: 0.2 s of timed runs is hundreds of runs."""
@@ -72,28 +70,30 @@ def decompose(spec: NetworkSpec) -> list[Part]:
 
 @dataclass(frozen=True)
 class Calibration:
-    """measured ~= ratio * parts_sum + per_part * parts + offset, fitted on ``points`` networks."""
+    """measured ~= scale * parts_sum ** exponent, fitted on ``points`` whole networks.
 
-    ratio: float = 1.0
-    per_part: float = 0.0
-    offset: float = 0.0
+    Fitted in log space, so every network counts by its relative error: a linear fit
+    in milliseconds lets a 1-second EfficientNet-B7 decide the correction of a 2 ms
+    MobileNet (and can predict negative times). With fewer than three networks it is a
+    plain ratio; with none, the identity.
+    """
+
+    scale: float = 1.0
+    exponent: float = 1.0
     points: int = 0
 
-    def apply(self, parts_sum: float, parts: int) -> float:
-        return self.ratio * parts_sum + self.per_part * parts + self.offset
+    def apply(self, parts_sum: float) -> float:
+        return self.scale * parts_sum ** self.exponent
 
     @classmethod
-    def fit(cls, sums: np.ndarray, counts: np.ndarray, measured: np.ndarray) -> Calibration:
-        """Least squares when there are enough networks to support it; a plain ratio otherwise."""
+    def fit(cls, sums: np.ndarray, measured: np.ndarray) -> Calibration:
         n = len(measured)
         if n == 0:
             return cls()
-        if n >= 8:
-            design = np.column_stack([sums, counts, np.ones(n)])
-            (ratio, per_part, offset), *_ = np.linalg.lstsq(design, measured, rcond=None)
-            if ratio > 0:
-                return cls(float(ratio), float(per_part), float(offset), n)
-        return cls(float(np.median(measured / sums)), 0.0, 0.0, n)
+        if n < 3 or np.ptp(np.log(sums)) < 1e-6:
+            return cls(float(np.exp(np.median(np.log(measured / sums)))), 1.0, n)
+        exponent, intercept = np.polyfit(np.log(sums), np.log(measured), 1)
+        return cls(float(np.exp(intercept)), float(exponent), n)
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,12 @@ class LatencyPredictor:
                     if all(p.key in known for p in parts):
                         row.parts_sum_ms = sum(known[p.key] for p in parts)
                         row.parts_count = len(parts)
-            points = [(r.parts_sum_ms, r.parts_count, r.median_ms) for r in rows
+            points = [(r.parts_sum_ms, r.median_ms) for r in rows
                       if r.parts_sum_ms is not None and r.spec_hash != exclude_hash]
         if not points:
             return Calibration()
-        sums, counts, measured = (np.asarray(column, dtype=float) for column in zip(*points))
-        return Calibration.fit(sums, counts, measured)
+        sums, measured = (np.asarray(column, dtype=float) for column in zip(*points))
+        return Calibration.fit(sums, measured)
 
     def predict(self, spec: NetworkSpec, measure_missing: bool = True,
                 calibration: Calibration | None = None) -> Prediction:
@@ -178,7 +178,7 @@ class LatencyPredictor:
             raise LatencyError(f"{spec.name}: parts not in the latency table: {', '.join(missing[:5])}")
         parts_sum = sum(table[p.key] for p in parts)
         calibration = calibration if calibration is not None else self.calibration()
-        latency = calibration.apply(parts_sum, len(parts))
+        latency = calibration.apply(parts_sum)
         return Prediction(latency, parts_sum, len(parts), measured, calibration, time.perf_counter() - started)
 
 

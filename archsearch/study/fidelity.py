@@ -3,7 +3,8 @@
 Optuna's pruners only serve single-objective studies. Here a candidate is checked at
 rung epochs (``epochs / eta**k``, never before ``min_epoch``: after one epoch most
 candidates still sit near chance and the comparison would be noise). At a rung it is compared with every other trial
-that reached that epoch, by (validation accuracy at that epoch, predicted latency): if
+that reached that epoch, by (validation accuracy at that epoch, latency as screened:
+predicted or measured before training): if
 at least ``max(1, population // eta)`` of them dominate it, it stops. The per-epoch
 results come from the trials' stored histories, so the decision is the same after a
 resume and across workers.
@@ -14,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from optuna.trial import FrozenTrial
+
 
 @dataclass(frozen=True)
 class RungEntry:
@@ -21,6 +24,10 @@ class RungEntry:
 
     accuracy: float
     latency_ms: float
+
+    def dominates(self, other: RungEntry) -> bool:
+        return (self.accuracy >= other.accuracy and self.latency_ms <= other.latency_ms
+                and (self.accuracy > other.accuracy or self.latency_ms < other.latency_ms))
 
 
 @dataclass(frozen=True)
@@ -46,21 +53,19 @@ class SuccessiveHalving:
         entries = list(population)
         if len(entries) < self.min_population:
             return True
-        dominators = sum(
-            1 for e in entries
-            if e.accuracy >= accuracy and e.latency_ms <= latency_ms and (e.accuracy > accuracy or e.latency_ms < latency_ms)
-        )
+        candidate = RungEntry(accuracy, latency_ms)
+        dominators = sum(1 for entry in entries if entry.dominates(candidate))
         return dominators < max(1, len(entries) // self.eta)
 
 
-def rung_population(trials: Iterable[object], epoch: int, exclude_number: int) -> list[RungEntry]:
-    """Entries at ``epoch`` from Optuna trials that stored a history and a predicted latency."""
+def rung_population(trials: Iterable[FrozenTrial], epoch: int, exclude_number: int) -> list[RungEntry]:
+    """Entries at ``epoch`` from Optuna trials that stored a history and a screening latency."""
     entries = []
     for trial in trials:
-        if getattr(trial, "number") == exclude_number:
+        if trial.number == exclude_number:
             continue
-        attrs = getattr(trial, "user_attrs")
-        history, latency = attrs.get("history") or [], attrs.get("predicted_latency_ms")
+        attrs = trial.user_attrs
+        history, latency = attrs.get("history") or [], attrs.get("screen_latency_ms")
         if latency is None:
             continue
         for row in history:

@@ -42,6 +42,16 @@ def pareto_front(study: optuna.Study) -> list[Point]:
     return sorted((_point(t) for t in study.best_trials), key=lambda p: p.latency_ms)
 
 
+def hypervolume(points: list[Point], budget_ms: float) -> float:
+    """Area (accuracy x ms) dominated by the feasible points, bounded by accuracy 0 and the budget."""
+    best, area = 0.0, 0.0
+    for point in sorted((p for p in points if p.feasible and p.latency_ms <= budget_ms), key=lambda p: p.latency_ms):
+        if point.accuracy > best:
+            area += (budget_ms - point.latency_ms) * (point.accuracy - best)
+            best = point.accuracy
+    return area
+
+
 def reference_points(study: optuna.Study) -> list[Point]:
     return [_point(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if "reference" in t.user_attrs]
@@ -74,11 +84,12 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "trials": len(trials),
         "by_status": by_status,
         "front": [asdict(p) for p in pareto_front(study)],
+        "hypervolume": hypervolume(pareto_front(study), config["budget_ms"]) if config.get("budget_ms") else None,
         "references": [asdict(p) for p in reference_points(study)],
         "dominated_references": dominated_references(study),
         "failures": [{"trial": n, "reason": r} for n, r in failures(study)],
     }
 
 
-__all__ = ["Point", "StudyConfig", "dominated_references", "failures", "pareto_front", "reference_points",
-           "study_report"]
+__all__ = ["Point", "StudyConfig", "dominated_references", "failures", "hypervolume", "pareto_front",
+           "reference_points", "study_report"]

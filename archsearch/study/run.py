@@ -27,15 +27,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.cost import network_cost
 from archsearch.data import Dataset, load_dataset
-from archsearch.errors import ArchsearchError
 from archsearch.references import load_reference
 from archsearch.space import SearchSpace, load_space
 from archsearch.spec import NetworkSpec, canonical_json, spec_hash
 from archsearch.study.config import StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving, rung_population
-from archsearch.study.storage import StudyError, open_storage
+from archsearch.study.storage import StudyError, is_sqlite, open_storage
 
 CONFIG_ATTR = "archsearch:config"
+MAX_MISSING_PARTS = 3
+"""Predict a candidate's latency only when at most this many of its parts are unmeasured.
+
+One part costs about 1.5 s to convert and time, one whole network about 6 s here."""
 INTERRUPTED = "interrupted: the process ended while this trial ran"
 
 
@@ -59,12 +62,15 @@ class TrialReport:
 ProgressCallback = Callable[[optuna.Study, TrialReport], None]
 
 
-def make_sampler(config: StudyConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(config: StudyConfig, resumed_trials: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler. A resumed study offsets the seed by its trial count, so the
+    sampler does not replay the random draws of the run it continues."""
+    seed = config.seed + resumed_trials
     if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=config.seed, population_size=10)
-    return optuna.samplers.TPESampler(seed=config.seed, multivariate=True, n_startup_trials=8)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
 
 
 def search_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -116,10 +122,21 @@ class StudyRunner:
                 f"{first}={identity.get(first)!r} ({len(changed)} setting(s) differ: {', '.join(changed)}); "
                 f"use another --study name to start afresh")
         self._close_interrupted(study)
+        existing = len(study.get_trials(deepcopy=False))
+        if existing:
+            study.sampler = make_sampler(self.config, existing)
         return study
 
     def _close_interrupted(self, study: optuna.Study) -> None:
-        """Trials left RUNNING by a killed process are marked failed (their work was not stored)."""
+        """Trials a killed process left RUNNING are marked failed (their work was not stored).
+
+        A SQLite file serves one process, so every RUNNING trial there is orphaned. On a
+        server database other workers may be running trials: only those whose heartbeat
+        stopped are failed, by Optuna's own ``fail_stale_trials``.
+        """
+        if not is_sqlite(self.url):
+            optuna.storages.fail_stale_trials(study)
+            return
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.storage.set_trial_user_attr(trial._trial_id, "failure_reason", INTERRUPTED)
             self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -153,33 +170,37 @@ class StudyRunner:
     # ----- one trial -----
 
     def _run_trial(self, reference: str | None = None) -> None:
-        trial = self.study.ask()
-        started = time.perf_counter()
-        report = TrialReport(trial.number, "complete", None, None, 0.0, reference)
-        try:
-            if reference is not None:
-                spec = load_reference(reference, classes=self.dataset.classes)
-                trial.set_user_attr("reference", reference)
-            else:
-                spec = self.space.suggest(trial)
-            values, report.status = self._evaluate(trial, spec, reference is not None)
+        """One trial through ``study.optimize``, so Optuna keeps its heartbeat on server storage."""
+        report = TrialReport(-1, "complete", None, None, 0.0, reference)
+
+        def objective(trial: optuna.Trial) -> tuple[float, float]:
+            report.number = trial.number
+            try:
+                if reference is not None:
+                    trial.set_user_attr("reference", reference)
+                    spec = load_reference(reference, classes=self.dataset.classes)
+                else:
+                    spec = self.space.suggest(trial)
+                values, report.status = self._evaluate(trial, spec, reference is not None)
+            except TrialRejected as stop:
+                report.status, report.reason = "stopped_early", str(stop)
+                trial.set_user_attr("status", report.status)
+                raise optuna.TrialPruned(str(stop)) from None
+            except KeyboardInterrupt:
+                trial.set_user_attr("failure_reason", "interrupted by the user")
+                raise
+            except Exception as error:  # stored with its reason; Optuna marks the trial failed
+                text = str(error).strip().splitlines()
+                report.status, report.reason = "failed", f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+                trial.set_user_attr("status", "failed")
+                trial.set_user_attr("failure_reason", report.reason)
+                raise
             report.accuracy, report.latency_ms = values
             trial.set_user_attr("status", report.status)
-            self.study.tell(trial, list(values))
-        except TrialRejected as stop:
-            report.status, report.reason = "stopped_early", str(stop)
-            trial.set_user_attr("status", report.status)
-            self.study.tell(trial, state=TrialState.PRUNED)
-        except KeyboardInterrupt:
-            trial.set_user_attr("failure_reason", "interrupted by the user")
-            self.study.tell(trial, state=TrialState.FAIL)
-            raise
-        except Exception as error:  # any failure is stored with its reason; the study goes on
-            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-            report.status, report.reason = "failed", reason[:500]
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("failure_reason", report.reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            return values
+
+        started = time.perf_counter()
+        self.study.optimize(objective, n_trials=1, catch=(Exception,))
         report.seconds = time.perf_counter() - started
         if self.progress is not None:
             self.progress(self.study, report)
@@ -192,8 +213,8 @@ class StudyRunner:
         if not is_reference:
             previous = self._evaluated(spec_hash(spec))
             if previous is not None:  # same network: reuse, do not train again
-                for key in ("predicted_latency_ms", "measured_latency_ms", "latency_protocol", "accuracy", "history",
-                            "train_seconds", "trained"):
+                for key in ("predicted_latency_ms", "measured_latency_ms", "screen_latency_ms", "latency_source",
+                            "latency_protocol", "accuracy", "history", "train_seconds", "trained"):
                     if key in previous.user_attrs:
                         trial.set_user_attr(key, previous.user_attrs[key])
                 trial.set_user_attr("duplicate_of", previous.number)
@@ -201,23 +222,46 @@ class StudyRunner:
                 trial.set_constraint("latency_budget", latency - budget)
                 return (accuracy, latency), "duplicate"
 
-        prediction = self.predictor.predict(spec)
-        trial.set_user_attr("predicted_latency_ms", prediction.latency_ms)
-        if not is_reference and prediction.latency_ms > budget * (1 + self.config.reject_margin):
-            # Clearly over budget: recorded as infeasible with its prediction, never trained.
+        latency, source, measured = self._screen(trial, spec, is_reference)
+        limit = budget * (1 + self.config.reject_margin) if source == "predicted" else budget
+        if not is_reference and latency > limit:
+            # Clearly over budget: recorded as infeasible with its latency, never trained.
             # Accuracy 0 is a placeholder (trained: false); the constraint keeps it off the front.
             trial.set_user_attr("trained", False)
-            trial.set_constraint("latency_budget", prediction.latency_ms - budget)
-            return (0.0, prediction.latency_ms), "rejected_predicted"
+            trial.set_constraint("latency_budget", latency - budget)
+            return (0.0, latency), f"rejected_{source}"
 
-        result = self._train(trial, spec, prediction.latency_ms, allow_stop=not is_reference)
-        measured = self._measure(spec)
+        result = self._train(trial, spec, latency, allow_stop=not is_reference)
+        measured = measured or self._measure(spec)
         trial.set_user_attr("measured_latency_ms", measured.median_ms)
         trial.set_user_attr("latency_protocol", {**measured.protocol, "p10_ms": measured.p10_ms,
                                                   "p90_ms": measured.p90_ms, "runs": measured.runs})
         trial.set_constraint("latency_budget", measured.median_ms - budget)
         status = "complete" if measured.median_ms <= budget else "over_budget"
         return (result.accuracy, measured.median_ms), status
+
+    def _screen(self, trial: optuna.Trial, spec: NetworkSpec, is_reference: bool) -> tuple[float, str, Any]:
+        """The latency that decides whether ``spec`` is trained: predicted, or measured when cheaper.
+
+        Predicting costs one short measurement per part missing from the table; measuring
+        the whole network costs one conversion. When more than ``MAX_MISSING_PARTS`` are
+        missing (typical early in a study of a large space) the network is measured
+        instead, before any training, and that measurement is the trial's latency.
+        """
+        from archsearch.latency import decompose
+
+        parts = decompose(spec)
+        missing = len({p.key for p in parts} - set(self.predictor.table(parts)))
+        if is_reference or missing > MAX_MISSING_PARTS:
+            measured = self._measure(spec)
+            trial.set_user_attr("latency_source", "measured")
+            trial.set_user_attr("screen_latency_ms", measured.median_ms)
+            return measured.median_ms, "measured", measured
+        prediction = self.predictor.predict(spec)
+        trial.set_user_attr("latency_source", "predicted")
+        trial.set_user_attr("predicted_latency_ms", prediction.latency_ms)
+        trial.set_user_attr("screen_latency_ms", prediction.latency_ms)
+        return prediction.latency_ms, "predicted", None
 
     def _evaluated(self, digest: str) -> FrozenTrial | None:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -256,7 +300,8 @@ class StudyRunner:
         return measure_latency(spec, backend=self.config.backend, threads=self.config.threads, storage=self.url)
 
 
-def run_study(config: StudyConfig | None = None, progress: ProgressCallback | None = None, **settings: Any) -> optuna.Study:
+def run_study(config: StudyConfig | None = None, progress: ProgressCallback | None = None,
+              **settings: Any) -> optuna.Study:
     """Run (or resume) a study and return it. ``settings`` are ``StudyConfig`` fields.
 
     >>> study = run_study(budget_ms=20, trials=20)          # doctest: +SKIP

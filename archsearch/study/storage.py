@@ -32,11 +32,20 @@ def _prepare_sqlite(url: str) -> None:
         raise StudyError(f"storage {url!r}: {path} is not a file")
 
 
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite:")
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at ``url``; unreachable or unwritable storage raises ``StudyError``."""
+    """Optuna's RDB storage at ``url``; unreachable or unwritable storage raises ``StudyError``.
+
+    Server databases get Optuna's heartbeat, so a worker that dies leaves trials that
+    other workers recognise as stale; a SQLite file serves one process at a time.
+    """
     _prepare_sqlite(url)
+    heartbeat = {} if is_sqlite(url) else {"heartbeat_interval": 60, "grace_period": 180}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
     except (ArgumentError, ValueError, ImportError) as error:
         raise StudyError(f"cannot use storage {url!r}: {str(error).splitlines()[0]}") from None
     except Exception as error:  # SQLAlchemy OperationalError and friends: unreachable, unwritable
