@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from typing import Annotated, Any, Optional
@@ -215,6 +216,8 @@ def run(
             flags["budget_ms"] = float(budget_ms)
         except ValueError:
             raise ArchsearchError(f"--budget-ms must be a number of milliseconds, got {budget_ms!r}") from None
+        if not math.isfinite(flags["budget_ms"]):
+            raise ArchsearchError(f"--budget-ms must be a finite number of milliseconds, got {budget_ms!r}")
     settings = _load_run_config(config, flags)
     _quiet_optuna()
     runner = StudyRunner(settings)  # validates data, space, storage and resume before any display

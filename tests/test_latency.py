@@ -94,6 +94,7 @@ def test_independent_tflite_file_is_timed_under_the_same_protocol(cache, tmp_pat
     assert stats["runs"] == 25 and stats["protocol"]["input_shape"] == "1x32x32x3"
 
 
+@pytest.mark.slow
 def test_predictor_sums_the_part_table_and_calibrates(cache):
     """Predictor arithmetic on a small space: the table, the sum, the calibration."""
     space = archsearch.load_space("mobilenetv3").with_overrides(classes=10)

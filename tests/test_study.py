@@ -67,6 +67,7 @@ def config(workdir: Path, name: str, **changes) -> StudyConfig:
     return StudyConfig(**{**settings, **changes})
 
 
+@pytest.mark.slow
 def test_small_study_end_to_end_with_a_reference(in_workdir):
     study = run_study(config(in_workdir, "e2e", references=True, trials=3))
     trials = study.get_trials()
@@ -135,6 +136,7 @@ def test_resume_refuses_changed_settings(in_workdir):
     assert len(search_trials(study)) == 2
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_losing_or_repeating_work(in_workdir):
     env = {**os.environ, "COLUMNS": "200"}
     settings = config(in_workdir, "killed", trials=4, budget_ms=50.0)
@@ -190,6 +192,7 @@ def test_successive_halving_rungs_and_decisions():
     (["--budget-ms", "-5"], "--budget-ms: Input should be greater than 0"),
     (["--budget-ms", "fast"], "--budget-ms must be a number of milliseconds"),
     (["--budget-ms", "nan"], "must be a finite number"),
+    (["--budget-ms", "inf"], "must be a finite number"),
     (["--budget-ms", "20", "--space", "resnet"], "unknown search space"),
     (["--budget-ms", "20", "--dataset", "/no/such/data.npz"], "no such file"),
     (["--budget-ms", "20", "--dataset", "/no/such/folder"], "unknown dataset"),
