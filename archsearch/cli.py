@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from typing import Annotated, Any, Optional
@@ -346,6 +347,8 @@ def show_study(name: Annotated[str, typer.Argument(help="Study name.")],
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
+    # TensorFlow's C++ start-up chatter (CPU features, missing CUDA) is not for our users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
         if isinstance(code, int) and code:

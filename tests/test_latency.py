@@ -151,3 +151,14 @@ def test_cli_latency_json_and_predict(cache):
 def test_cli_latency_bad_input(cache, args, message):
     result = run("latency", "mobilenet_v3_small", *args)
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_timing_loop_follows_its_policy():
+    from archsearch.latency import TimingPolicy, time_runs
+
+    calls = []
+    fixed = time_runs(lambda: calls.append(1), TimingPolicy(runs=40, warmup_runs=5, warmup_seconds=0))
+    assert fixed.runs == 40 and len(calls) == 45 and fixed.warmup_runs == 5
+    assert 0 <= fixed.p10_ms <= fixed.median_ms <= fixed.p90_ms
+    adaptive = time_runs(lambda: sum(range(200)), TimingPolicy(min_runs=50, min_seconds=0.05, batch=25))
+    assert adaptive.runs >= 50 and adaptive.runs % 25 == 0

@@ -1,25 +1,19 @@
-"""Measuring whole networks: the worker process, the cache, and ``measure_latency``."""
+"""Measuring whole networks (through the worker), with the cache: ``measure_latency``."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
 from archsearch.latency.backends import BackendInfo, get_backend
+from archsearch.latency.client import run_worker
 from archsearch.latency.device import device_info
 from archsearch.latency.timing import TimingPolicy
 from archsearch.spec import NetworkSpec, canonical_json, spec_hash, spec_to_dict
-from archsearch.store import NetworkLatency, Store, cache_dir
+from archsearch.store import NetworkLatency, Store
 
 
 class LatencyError(ArchsearchError):
@@ -65,112 +59,6 @@ def setup_key(backend: BackendInfo, threads: int) -> dict[str, Any]:
     """The columns (besides what was measured) that a cached latency must match."""
     return {"fingerprint": device_info().fingerprint, "backend": backend.name,
             "backend_version": backend.version(), "threads": threads}
-
-
-def artifact_dir() -> Path:
-    """Where converted flatbuffers are kept, per converter version."""
-    try:
-        version = metadata.version("tensorflow")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    path = cache_dir() / "tflite" / f"tensorflow-{version}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-class LatencyWorker:
-    """A long-lived measuring process for one backend and thread count.
-
-    Spares each measurement the seconds TensorFlow takes to import. Used through
-    ``persistent_worker()``; it measures only when asked, so nothing else (training
-    included) should run while it does.
-    """
-
-    def __init__(self, backend: str, threads: int) -> None:
-        self.backend, self.threads = backend, threads
-        self._process: subprocess.Popen[str] | None = None
-
-    def _start(self) -> subprocess.Popen[str]:
-        if self._process is None or self._process.poll() is not None:
-            self._stderr = tempfile.TemporaryFile(mode="w+")
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "archsearch.latency.worker", "--serve", str(self.threads), self.backend],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=_worker_env())
-        return self._process
-
-    def run(self, request_path: Path) -> tuple[int, str]:
-        """Serve one request file; return (status, stderr tail) where status 0 means done."""
-        process = self._start()
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            process.stdin.write(f"{request_path}\n")
-            process.stdin.flush()
-            for line in process.stdout:
-                if line.strip() == f"done {request_path}":
-                    return 0, ""
-        except BrokenPipeError:
-            pass
-        process.wait()
-        self._stderr.seek(0)
-        return process.returncode or 1, self._stderr.read()
-
-    def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            assert self._process.stdin is not None
-            self._process.stdin.close()
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-        self._process = None
-
-
-_PERSISTENT: dict[tuple[str, int], LatencyWorker] = {}
-_PERSISTENT_ACTIVE: list[bool] = []  # a stack: nested persistent_worker() blocks share the workers
-
-
-@contextmanager
-def persistent_worker() -> Iterator[None]:
-    """Within this block, measurements reuse one worker process per backend and thread count."""
-    outermost = not _PERSISTENT_ACTIVE
-    _PERSISTENT_ACTIVE.append(True)
-    try:
-        yield
-    finally:
-        _PERSISTENT_ACTIVE.pop()
-        if outermost:
-            for worker in _PERSISTENT.values():
-                worker.close()
-            _PERSISTENT.clear()
-
-
-def _worker_env() -> dict[str, str]:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-
-
-def run_worker(jobs: list[dict[str, Any]], backend: BackendInfo, threads: int,
-               policy: TimingPolicy) -> dict[str, dict[str, Any]]:
-    """Measure ``jobs`` in a worker process; results by job id (each ``ok`` or with an ``error``)."""
-    with tempfile.TemporaryDirectory(prefix="archsearch-latency-") as tmp:
-        request_path, output_path = Path(tmp) / "request.json", Path(tmp) / "results.json"
-        request = {"backend": backend.name, "threads": threads, "policy": policy.as_dict(),
-                   "artifact_dir": str(artifact_dir()), "output": str(output_path), "jobs": jobs}
-        request_path.write_text(json.dumps(request))
-        if _PERSISTENT_ACTIVE:
-            worker = _PERSISTENT.setdefault((backend.name, threads), LatencyWorker(backend.name, threads))
-            status, stderr = worker.run(request_path)
-        else:
-            completed = subprocess.run([sys.executable, "-m", "archsearch.latency.worker", str(request_path)],
-                                       capture_output=True, text=True, env=_worker_env())
-            status, stderr = completed.returncode, completed.stderr
-        results = json.loads(output_path.read_text()) if output_path.is_file() else []
-    by_id = {result["id"]: result for result in results}
-    if status != 0 and len(by_id) < len(jobs):
-        lines = [line for line in stderr.strip().splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {status}"
-        for job in jobs:
-            by_id.setdefault(job["id"], {"id": job["id"], "ok": False, "error": f"measuring process died: {reason}"})
-    return by_id
 
 
 def protocol_record(backend: BackendInfo, threads: int, input_shape: str, policy: TimingPolicy,
@@ -245,7 +133,8 @@ def _store(session: Any, spec: NetworkSpec, digest: str, setup: dict[str, Any], 
         row = NetworkLatency(spec_hash=digest, **setup)
         session.add(row)
     row.spec_json = canonical_json(spec)
-    row.median_ms, row.p10_ms, row.p90_ms, row.runs = stats["median_ms"], stats["p10_ms"], stats["p90_ms"], stats["runs"]
+    row.median_ms, row.p10_ms, row.p90_ms = stats["median_ms"], stats["p10_ms"], stats["p90_ms"]
+    row.runs = stats["runs"]
     row.protocol = json.dumps(protocol_record(info, threads, setup["input_shape"], policy, stats))
     row.parts_sum_ms = row.parts_count = None  # recomputed by the predictor against the current table
     session.flush()

@@ -18,7 +18,8 @@ import numpy as np
 from sqlalchemy import select
 
 from archsearch.latency.backends import get_backend
-from archsearch.latency.measure import LatencyError, check_settings, protocol_record, run_worker, setup_key
+from archsearch.latency.client import run_worker
+from archsearch.latency.measure import LatencyError, check_settings, protocol_record, setup_key
 from archsearch.latency.timing import TimingPolicy
 from archsearch.spec import NetworkSpec, parse_spec, resolve, spec_to_dict
 from archsearch.store import NetworkLatency, PartLatency, Store
@@ -128,7 +129,8 @@ class LatencyPredictor:
             return 0
         policy = PART_POLICY
         data = spec_to_dict(spec)
-        jobs = [{"id": key, "spec": data, "part": part.name, "artifact": f"part-{key}"} for key, part in missing.items()]
+        jobs = [{"id": key, "spec": data, "part": part.name, "artifact": f"part-{key}"}
+                for key, part in missing.items()]
         results = run_worker(jobs, self.info, self.threads, policy)
         failed = [results[key]["error"] for key in missing if not results[key]["ok"]]
         with self.store.session() as session:

@@ -55,7 +55,8 @@ class Store:
         try:
             Base.metadata.create_all(self.engine)
         except (OperationalError, SQLAlchemyError) as error:
-            raise StoreError(f"cannot open storage {self.url!r}: {str(error.orig if hasattr(error, 'orig') else error).splitlines()[0]}") from None
+            cause = getattr(error, "orig", None) or error
+            raise StoreError(f"cannot open storage {self.url!r}: {str(cause).strip().splitlines()[0]}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

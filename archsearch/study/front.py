@@ -38,8 +38,13 @@ def _point(trial: FrozenTrial) -> Point:
 
 
 def pareto_front(study: optuna.Study) -> list[Point]:
-    """Feasible, non-dominated trials (Optuna's ``best_trials``), fastest first."""
-    return sorted((_point(t) for t in study.best_trials), key=lambda p: p.latency_ms)
+    """Feasible, non-dominated trials (Optuna's ``best_trials``), fastest first.
+
+    A trial that reused an earlier trial's result (same spec) stands for that trial and
+    is left out, so each network appears once.
+    """
+    members = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
+    return sorted((_point(t) for t in members), key=lambda p: p.latency_ms)
 
 
 def hypervolume(points: list[Point], budget_ms: float) -> float:
