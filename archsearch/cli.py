@@ -43,8 +43,8 @@ def _millions(value: int) -> str:
 @app.command()
 def references(as_json: JsonFlag = False) -> None:
     """List the reference networks with their parameters, MACs and input size."""
-    from archsearch.inspect import spec_summary
     from archsearch.references import load_reference, reference_names
+    from archsearch.summary import spec_summary
 
     rows = [spec_summary(load_reference(name)) for name in reference_names()]
     if as_json:
@@ -63,7 +63,7 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a network stage by stage: each block's output shape, parameters and MACs."""
-    from archsearch.inspect import resolve_spec_argument, spec_table, stage_totals
+    from archsearch.summary import resolve_spec_argument, spec_table, stage_totals
 
     data = spec_table(resolve_spec_argument(name_or_file))
     if as_json:
@@ -84,8 +84,8 @@ def show(
 @app.command()
 def validate(file: Annotated[str, typer.Argument(help="A spec file (.yaml/.yml/.json).")]) -> None:
     """Check a spec file; exit 0 if it describes a buildable network, 2 with the reason if not."""
-    from archsearch.inspect import spec_summary
     from archsearch.spec import load_spec
+    from archsearch.summary import spec_summary
 
     summary = spec_summary(load_spec(file))
     console.print(f"ok: {summary['name']} ({summary['hash'][:12]}): {summary['params']:,} params, "
@@ -125,8 +125,8 @@ def latency(
     as_json: JsonFlag = False,
 ) -> None:
     """Measure (or predict) batch-1 latency at the spec's input size, in a separate process."""
-    from archsearch.inspect import resolve_spec_argument
     from archsearch.latency import LatencyPredictor, measure_latency, measure_tflite
+    from archsearch.summary import resolve_spec_argument
 
     if name_or_file.lower().endswith(".tflite"):
         if backend != "litert" or predict:

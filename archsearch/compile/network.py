@@ -17,7 +17,8 @@ IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
-def _preprocess(x: Any, net: ResolvedNetwork) -> tuple[Any, keras.layers.Normalization | None]:
+def build_preprocessing(x: Any, net: ResolvedNetwork) -> tuple[Any, keras.layers.Normalization | None]:
+    """The input's preprocessing layers, and the Normalization layer whose weights need setting."""
     kind = net.spec.input.preprocessing
     if kind == "rescale":
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(x), None
@@ -29,7 +30,8 @@ def _preprocess(x: Any, net: ResolvedNetwork) -> tuple[Any, keras.layers.Normali
     return x, None
 
 
-def _stem(x: Any, net: ResolvedNetwork, ctx: BuildContext) -> Any:
+def build_stem(x: Any, net: ResolvedNetwork, ctx: BuildContext) -> Any:
+    """The stem convolution, then the optional max pool."""
     stem = net.stem
     x = ctx.conv_bn_act(x, stem.channels, stem.kernel, stem.stride, stem.activation, "stem")
     if stem.pool is not None:
@@ -37,7 +39,8 @@ def _stem(x: Any, net: ResolvedNetwork, ctx: BuildContext) -> Any:
     return x
 
 
-def _head(x: Any, net: ResolvedNetwork, ctx: BuildContext) -> Any:
+def build_head(x: Any, net: ResolvedNetwork, ctx: BuildContext) -> Any:
+    """Final conv, pooling, hidden dense layers, dropout, classifier and its activation."""
     head = net.head
     if head.conv_channels is not None:
         x = ctx.conv_bn_act(x, head.conv_channels, 1, 1, head.conv_activation, "head")
@@ -62,11 +65,11 @@ def compile_model(spec: NetworkSpec) -> keras.Model:
     net = resolve(spec)
     ctx = BuildContext(batchnorm=spec.batchnorm, squeeze_excite=spec.squeeze_excite)
     inputs = keras.Input((net.input_size, net.input_size, net.input_channels), name="image")
-    x, normalization = _preprocess(inputs, net)
-    x = _stem(x, net, ctx)
+    x, normalization = build_preprocessing(inputs, net)
+    x = build_stem(x, net, ctx)
     for block in net.blocks:
         x = get_builder(block.type)(x, block, ctx)
-    outputs = _head(x, net, ctx)
+    outputs = build_head(x, net, ctx)
     model = keras.Model(inputs, outputs, name=model_name(spec))
     if normalization is not None:
         normalization.set_weights([

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 
 from archsearch.compile.context import BuildContext
-from archsearch.compile.network import _head, _preprocess, _stem
+from archsearch.compile.network import build_head, build_preprocessing, build_stem
 from archsearch.compile.registry import get_builder
 from archsearch.errors import UnknownNameError
 from archsearch.spec import NetworkSpec, resolve
@@ -22,12 +22,12 @@ def build_part_model(spec: NetworkSpec, part: str) -> keras.Model:
     ctx = BuildContext(batchnorm=spec.batchnorm, squeeze_excite=spec.squeeze_excite)
     if part == "stem":
         inputs = keras.Input((net.input_size, net.input_size, net.input_channels), batch_size=1)
-        x, _ = _preprocess(inputs, net)
-        return keras.Model(inputs, _stem(x, net, ctx), name="stem")
+        x, _ = build_preprocessing(inputs, net)
+        return keras.Model(inputs, build_stem(x, net, ctx), name="stem")
     if part == "head":
         head = net.head
         inputs = keras.Input((head.in_size, head.in_size, head.in_channels), batch_size=1)
-        return keras.Model(inputs, _head(inputs, net, ctx), name="head")
+        return keras.Model(inputs, build_head(inputs, net, ctx), name="head")
     for block in net.blocks:
         if block.name == part:
             inputs = keras.Input((block.in_size, block.in_size, block.in_channels), batch_size=1)
