@@ -136,7 +136,7 @@ def _store(session: Any, spec: NetworkSpec, digest: str, setup: dict[str, Any], 
     row.median_ms, row.p10_ms, row.p90_ms = stats["median_ms"], stats["p10_ms"], stats["p90_ms"]
     row.runs = stats["runs"]
     row.protocol = json.dumps(protocol_record(info, threads, setup["input_shape"], policy, stats))
-    row.parts_sum_ms = row.parts_count = None  # recomputed by the predictor against the current table
+    row.parts_sum_ms = None  # recomputed by the predictor against the current table
     session.flush()
     return _result_from_row(row, cached=False)
 

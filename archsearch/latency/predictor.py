@@ -160,7 +160,6 @@ class LatencyPredictor:
                     known = PartLatency.lookup(session, [p.key for p in parts], self.setup)
                     if all(p.key in known for p in parts):
                         row.parts_sum_ms = sum(known[p.key] for p in parts)
-                        row.parts_count = len(parts)
             points = [(r.parts_sum_ms, r.median_ms) for r in rows
                       if r.parts_sum_ms is not None and r.spec_hash != exclude_hash]
         if not points:

@@ -46,9 +46,8 @@ class NetworkLatency(_Measurement, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
     spec_json: Mapped[str] = mapped_column(Text)
-    # The predictor's raw sum over this network's parts, and their number, once all are in the table.
+    # The predictor's raw sum over this network's parts, once all of them are in the table.
     parts_sum_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    parts_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     @classmethod
     def find(cls, session: Session, spec_hash: str, setup: dict[str, object]) -> NetworkLatency | None:

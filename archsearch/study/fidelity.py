@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial
 
 
+def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether (accuracy, latency) ``a`` dominates ``b``: no worse in both, better in one."""
+    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
+
 @dataclass(frozen=True)
 class RungEntry:
     """Another trial's standing at a rung: its accuracy there and its latency."""
@@ -26,8 +31,7 @@ class RungEntry:
     latency_ms: float
 
     def dominates(self, other: RungEntry) -> bool:
-        return (self.accuracy >= other.accuracy and self.latency_ms <= other.latency_ms
-                and (self.accuracy > other.accuracy or self.latency_ms < other.latency_ms))
+        return dominates((self.accuracy, self.latency_ms), (other.accuracy, other.latency_ms))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archsearch.study.config import StudyConfig
+from archsearch.study.fidelity import dominates
 from archsearch.study.run import CONFIG_ATTR
 
 
@@ -26,8 +26,7 @@ class Point:
     feasible: bool
 
     def dominates(self, other: Point) -> bool:
-        return (self.accuracy >= other.accuracy and self.latency_ms <= other.latency_ms
-                and (self.accuracy > other.accuracy or self.latency_ms < other.latency_ms))
+        return dominates((self.accuracy, self.latency_ms), (other.accuracy, other.latency_ms))
 
 
 def _point(trial: FrozenTrial) -> Point:
@@ -96,5 +95,5 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["Point", "StudyConfig", "dominated_references", "failures", "hypervolume", "pareto_front",
+__all__ = ["Point", "dominated_references", "failures", "hypervolume", "pareto_front",
            "reference_points", "study_report"]
