@@ -25,6 +25,7 @@ app = typer.Typer(
 console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+StudyStorage = Annotated[Optional[str], typer.Option("--storage", help="Storage URL (default: studies/*.db).")]
 
 
 @app.callback()
@@ -120,7 +121,8 @@ def latency(
     threads: Annotated[int, typer.Option(help="Interpreter threads.")] = 1,
     runs: Annotated[Optional[int], typer.Option(help="Timed runs (default: until the median is stable).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Measure again instead of answering from the cache.")] = False,
-    predict: Annotated[bool, typer.Option("--predict", help="Predict from the per-part table instead of measuring.")] = False,
+    predict: Annotated[bool, typer.Option("--predict",
+                                          help="Predict from the per-part table instead of measuring.")] = False,
     storage: Annotated[Optional[str], typer.Option(help="Database URL for the cache (default: user cache).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -190,21 +192,25 @@ def _load_run_config(config_file: str | None, flags: dict[str, Any]) -> Any:
 
 @app.command()
 def run(
-    budget_ms: Annotated[Optional[str], typer.Option("--budget-ms", help="Latency budget in ms (measured median).")] = None,
+    budget_ms: Annotated[Optional[str], typer.Option("--budget-ms",
+                                                     help="Latency budget in ms (measured median).")] = None,
     space: Annotated[Optional[str], typer.Option(help="Built-in space name or space file.")] = None,
     study: Annotated[Optional[str], typer.Option("--study", help="Study name (resumes if it exists).")] = None,
     trials: Annotated[Optional[int], typer.Option(help="Search trials to reach (references not counted).")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many minutes.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="digits, a Keras dataset name, an image folder or an .npz.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(
+        help="digits, a Keras dataset name, an image folder or an .npz.")] = None,
     train_size: Annotated[Optional[int], typer.Option(help="Training image size (default: the dataset's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Proxy-training epochs per candidate.")] = None,
-    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default sqlite:///studies/NAME.db).")] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        help="Optuna storage URL (default sqlite:///studies/NAME.db).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (sampler, training).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Threads for latency measurement.")] = None,
     sampler: Annotated[Optional[str], typer.Option(help="tpe (default), nsga2 or random.")] = None,
     references: Annotated[Optional[bool], typer.Option("--references/--no-references",
                                                        help="Train the space's reference networks too.")] = None,
-    config: Annotated[Optional[str], typer.Option("--config", help="A study written down as YAML (flags override it).")] = None,
+    config: Annotated[Optional[str], typer.Option("--config",
+                                                  help="A study written down as YAML (flags override it).")] = None,
 ) -> None:
     """Search a space under a measured latency budget; store every trial; print the Pareto front."""
     from archsearch.study import StudyRunner
@@ -228,6 +234,9 @@ def run(
         runner.progress = progress
         result = runner.run()
     _print_study(result, settings.storage_url())
+    from archsearch.report import write_dashboard
+
+    console.print(f"dashboard: {write_dashboard([settings.name], settings.storage_url())}")
 
 
 def _quiet_optuna() -> None:
@@ -306,8 +315,7 @@ def _print_front(report: dict[str, Any]) -> None:
 
 
 @app.command()
-def studies(storage: Annotated[Optional[str], typer.Option(help="Storage URL (default: studies/*.db).")] = None,
-            as_json: JsonFlag = False) -> None:
+def studies(storage: StudyStorage = None, as_json: JsonFlag = False) -> None:
     """List studies with their trial counts and storage."""
     from archsearch.study import list_studies
 
@@ -324,8 +332,7 @@ def studies(storage: Annotated[Optional[str], typer.Option(help="Storage URL (de
 
 
 @app.command("show-study")
-def show_study(name: Annotated[str, typer.Argument(help="Study name.")],
-               storage: Annotated[Optional[str], typer.Option(help="Storage URL (default: studies/*.db).")] = None,
+def show_study(name: Annotated[str, typer.Argument(help="Study name.")], storage: StudyStorage = None,
                as_json: JsonFlag = False) -> None:
     """Print a study's Pareto front, its references and its failures with reasons."""
     from archsearch.study import load_existing_study, study_report
@@ -343,6 +350,43 @@ def show_study(name: Annotated[str, typer.Argument(help="Study name.")],
                       f"(trial {ref['number']})")
     for failure in report["failures"]:
         console.print(f"trial {failure['trial']} failed: {failure['reason']}")
+
+
+@app.command()
+def dashboard(
+    names: Annotated[list[str], typer.Argument(help="One or more study names (told apart by colour).")],
+    storage: StudyStorage = None,
+    output: Annotated[Optional[str], typer.Option("-o", "--output",
+                                                  help="HTML file (default: dashboards/NAME.html).")] = None,
+) -> None:
+    """Write a self-contained HTML dashboard: Pareto front, cost, history, latency, importances, specs."""
+    from archsearch.report import write_dashboard
+
+    console.print(f"dashboard: {write_dashboard(names, storage, output)}")
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    trial: Annotated[Optional[int], typer.Option("--trial", help="Trial number to export.")] = None,
+    front: Annotated[bool, typer.Option("--front", help="Export every member of the Pareto front.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="yaml, keras, tflite or onnx.")] = "yaml",
+    storage: StudyStorage = None,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", help="File (folder with --front); default exports/STUDY/trialN.EXT.")] = None,
+) -> None:
+    """Export a trial (or the whole front) as a spec, a .keras model, a .tflite or an .onnx file.
+
+    Model formats carry the weights the study trained, compiled at the spec's input size.
+    """
+    from archsearch.export import check_format, export_front, export_trial
+
+    check_format(fmt)
+    if (trial is None) == (not front):
+        raise ArchsearchError("give either --trial N or --front")
+    written = export_front(name, fmt, storage, output) if front else [export_trial(name, trial, fmt, storage, output)]
+    for item in written:
+        console.print(f"trial {item.trial}: {item.path}")
 
 
 def main() -> None:

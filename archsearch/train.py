@@ -45,6 +45,8 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+    weights: bytes | None = None
+    """The trained weights (``weights_to_bytes``) when training ran to the end."""
 
 
 EpochHook = Callable[[int, dict[str, float]], bool]
@@ -73,7 +75,7 @@ def train_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig = TrainC
     """Train ``spec`` (via ``training_spec``) and return validation accuracy per epoch."""
     import keras
 
-    from archsearch.compile import compile_model
+    from archsearch.compile import compile_model, weights_to_bytes
 
     trained = training_spec(spec, dataset, config)
     keras.utils.set_random_seed(config.seed)
@@ -102,5 +104,7 @@ def train_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig = TrainC
             result.stopped_early = True
             break
     result.seconds = time.perf_counter() - started
+    if not result.stopped_early:
+        result.weights = weights_to_bytes(model)
     keras.backend.clear_session()
     return result

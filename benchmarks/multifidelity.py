@@ -47,6 +47,7 @@ def main() -> None:
                "trained_fully": statuses.count("complete") + statuses.count("over_budget"),
                "stopped_early": statuses.count("stopped_early"),
                "rejected_predicted": statuses.count("rejected_predicted"),
+               "rejected_measured": statuses.count("rejected_measured"),
                "hypervolume": volume, "hypervolume_per_hour": volume / hours,
                "front_size": len(pareto_front(study))}
         rows.append(row)

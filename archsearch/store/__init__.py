@@ -1,6 +1,7 @@
-"""SQLAlchemy tables of archsearch's own (latency measurements, part lookup table)."""
+"""SQLAlchemy tables of archsearch's own (latency measurements, part lookup table, trained weights)."""
 
 from archsearch.store.db import Store, StoreError, cache_dir, default_cache_url
-from archsearch.store.models import Base, NetworkLatency, PartLatency
+from archsearch.store.models import Base, NetworkLatency, PartLatency, TrialWeights
 
-__all__ = ["Base", "NetworkLatency", "PartLatency", "Store", "StoreError", "cache_dir", "default_cache_url"]
+__all__ = ["Base", "NetworkLatency", "PartLatency", "Store", "StoreError", "TrialWeights", "cache_dir",
+           "default_cache_url"]

@@ -1,5 +1,6 @@
 """archsearch's own tables. They live beside Optuna's in the same database and hold
-facts Optuna does not model: latency measurements of whole networks and of parts.
+facts Optuna does not model: latency measurements of whole networks and of parts, and
+the trained weights of study trials.
 
 Table names carry an ``archsearch_`` prefix so they never collide with Optuna's.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import DateTime, Float, Integer, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -71,3 +72,23 @@ class PartLatency(_Measurement, Base):
         setup = {k: v for k, v in setup.items() if k != "input_shape"}
         rows = session.execute(select(cls.part_key, cls.median_ms).where(cls.part_key.in_(keys)).filter_by(**setup))
         return {key: median for key, median in rows}
+
+
+class TrialWeights(Base):
+    """A study trial's trained weights, so an export carries them instead of retraining.
+
+    Keyed by study name and trial number (what users name); the spec hash guards against
+    a study deleted and recreated under the same name.
+    """
+
+    __tablename__ = "archsearch_trial_weights"
+
+    study_name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    trial_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    @classmethod
+    def get(cls, session: Session, study_name: str, trial_number: int) -> TrialWeights | None:
+        return session.get(cls, (study_name, trial_number))

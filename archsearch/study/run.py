@@ -101,6 +101,7 @@ class StudyRunner:
         self.storage = open_storage(self.url)
         self.predictor = LatencyPredictor(config.backend, config.threads, storage=self.url)
         self.halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
+        self._weights_store: Any = None
         self.study = self._open_study()
 
     # ----- study lifecycle -----
@@ -292,7 +293,20 @@ class StudyRunner:
         trial.set_user_attr("epochs_trained", result.epochs)
         if result.stopped_early:
             raise TrialRejected(f"dominated at epoch {result.epochs} (accuracy {result.accuracy:.3f})")
+        if result.weights is not None:
+            self._keep_weights(trial.number, spec_hash(spec), result.weights)
+            trial.set_user_attr("weights_stored", True)
         return result
+
+    def _keep_weights(self, number: int, digest: str, weights: bytes) -> None:
+        """Trained weights go beside the study (same database), so exports need no retraining."""
+        from archsearch.store import Store, TrialWeights
+
+        if self._weights_store is None:
+            self._weights_store = Store(self.url)
+        with self._weights_store.session() as session:
+            session.merge(TrialWeights(study_name=self.config.name, trial_number=number, spec_hash=digest,
+                                       weights=weights))
 
     def _measure(self, spec: NetworkSpec) -> Any:
         from archsearch.latency import measure_latency

@@ -1,0 +1,187 @@
+"""Take a study's result home: a trial as a spec (YAML), a ``.keras`` model, a ``.tflite`` or an ``.onnx`` file.
+
+Model exports carry the weights the study trained (stored beside the study when the
+trial finished), not a retrained copy: retraining would cost minutes and, on a
+multi-threaded CPU, need not reproduce the accuracy the front shows. The network is
+compiled at the spec's deployment input size; its weights do not depend on the input
+size, so the weights trained at the dataset's resolution load unchanged.
+
+Only trials that are complete and within the budget export: failed, stopped-early,
+rejected and over-budget trials raise ``ExportError`` naming why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from archsearch.errors import ArchsearchError, UnknownNameError
+from archsearch.files import written_atomically
+from archsearch.spec import NetworkSpec, parse_spec, spec_hash, spec_to_yaml
+from archsearch.study import load_existing_study, pareto_front
+
+FORMATS: dict[str, str] = {"yaml": ".yaml", "keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
+"""Export format -> file suffix."""
+
+
+class ExportError(ArchsearchError):
+    """A trial that cannot be exported (absent, failed, infeasible, no weights) or an unwritable path."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One written file."""
+
+    trial: int
+    format: str
+    path: Path
+
+
+def exportable_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """The trial ``number`` of ``study`` if it can be exported, else ``ExportError`` saying why."""
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    if number not in by_number:
+        span = f"trials 0-{len(trials) - 1}" if trials else "no trials"
+        raise ExportError(f"study {study.study_name!r} has no trial {number} ({span})")
+    trial = by_number[number]
+    attrs = trial.user_attrs
+    if trial.state == TrialState.FAIL:
+        raise ExportError(f"trial {number} failed ({attrs.get('failure_reason', 'no reason recorded')}); "
+                          "nothing to export")
+    if trial.state == TrialState.PRUNED:
+        raise ExportError(f"trial {number} was stopped early and never fully trained; nothing to export")
+    if trial.state != TrialState.COMPLETE:
+        raise ExportError(f"trial {number} is {trial.state.name.lower()}; only complete trials export")
+    if "spec" not in attrs:
+        raise ExportError(f"trial {number} was not made by archsearch (no spec recorded)")
+    over = max(trial.constraints.values(), default=0.0)
+    if over > 0:
+        budget = trial.values[1] - over
+        raise ExportError(f"trial {number} is infeasible: {trial.values[1]:.2f} ms is over the {budget:g} ms budget"
+                          f" ({attrs.get('status', 'over budget')}); only trials within the budget export")
+    return trial
+
+
+def trial_spec(trial: FrozenTrial, study_name: str) -> NetworkSpec:
+    """The trial's spec as searched (same hash as recorded), named after the study and trial."""
+    data = dict(trial.user_attrs["spec"])
+    data["name"] = f"{study_name}-trial{trial.number}"
+    spec = parse_spec(data, source=f"trial {trial.number}")
+    if spec_hash(spec) != trial.user_attrs.get("spec_hash"):
+        raise ExportError(f"trial {trial.number}: the stored spec does not match its recorded hash")
+    return spec
+
+
+def _trained_weights(study: optuna.Study, trial: FrozenTrial, url: str) -> bytes:
+    from archsearch.store import Store, TrialWeights
+
+    # A duplicate reused an earlier trial's training: its weights are that trial's.
+    owner = trial.user_attrs.get("duplicate_of", trial.number)
+    with Store(url).session() as session:
+        row = TrialWeights.get(session, study.study_name, owner)
+        if row is None or row.spec_hash != trial.user_attrs["spec_hash"]:
+            raise ExportError(f"trial {trial.number} has no stored trained weights (trained by an archsearch that "
+                              "did not keep them?); export it as yaml, or run the spec again")
+        return row.weights
+
+
+def trained_model(spec: NetworkSpec, weights: bytes) -> Any:
+    """``spec`` compiled at its deployment input size, with trained ``weights`` loaded."""
+    from archsearch.compile import compile_model, load_weights_from_bytes
+
+    model = compile_model(spec)
+    load_weights_from_bytes(model, weights)
+    return model
+
+
+def _write_keras(model: Any, path: Path) -> None:
+    model.save(path)
+
+
+def _write_tflite(model: Any, path: Path) -> None:
+    from archsearch.latency.backends import convert_to_tflite
+
+    path.write_bytes(convert_to_tflite(model))
+
+
+def _write_onnx(model: Any, path: Path) -> None:
+    import numpy as np
+
+    try:
+        import tf2onnx  # noqa: F401  (Keras' ONNX export for TensorFlow runs on it)
+    except ImportError:
+        raise ExportError("ONNX export needs tf2onnx: pip install tf2onnx") from None
+    model(np.zeros((1, *model.input_shape[1:]), dtype="float32"))  # Keras exports only called models
+    # tf2onnx logs recovered optimizer failures as tracebacks; they are not errors.
+    quiet = logging.getLogger("tf2onnx")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        model.export(str(path), format="onnx", verbose=False)
+    finally:
+        quiet.setLevel(level)
+
+
+MODEL_WRITERS: dict[str, Callable[[Any, Path], None]] = {
+    "keras": _write_keras, "tflite": _write_tflite, "onnx": _write_onnx}
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise UnknownNameError("export format", fmt, list(FORMATS))
+    return fmt
+
+
+def default_path(study_name: str, number: int, fmt: str, folder: str | Path = "exports") -> Path:
+    return Path(folder) / study_name / f"trial{number}{FORMATS[fmt]}"
+
+
+def _export_one(study: optuna.Study, url: str, trial: FrozenTrial, fmt: str, path: Path) -> Exported:
+    spec = trial_spec(trial, study.study_name)
+    if fmt == "keras" and path.suffix != ".keras":
+        raise ExportError(f"{path}: a Keras model file must end in .keras")
+    if fmt == "yaml":
+        with written_atomically(path, ExportError) as temporary:
+            temporary.write_text(spec_to_yaml(spec), encoding="utf-8")
+        return Exported(trial.number, fmt, path)
+    weights = _trained_weights(study, trial, url)
+    model = trained_model(spec, weights)
+    with written_atomically(path, ExportError) as temporary:
+        MODEL_WRITERS[fmt](model, temporary)
+    return Exported(trial.number, fmt, path)
+
+
+def export_trial(study_name: str, number: int, fmt: str, storage: str | None = None,
+                 output: str | Path | None = None) -> Exported:
+    """Write trial ``number`` of ``study_name`` as ``fmt`` to ``output`` (default ``exports/STUDY/trialN.EXT``)."""
+    check_format(fmt)
+    study, url = load_existing_study(study_name, storage)
+    trial = exportable_trial(study, number)
+    path = Path(output) if output is not None else default_path(study_name, number, fmt)
+    return _export_one(study, url, trial, fmt, path)
+
+
+def export_front(study_name: str, fmt: str, storage: str | None = None,
+                 output: str | Path | None = None) -> list[Exported]:
+    """Write every member of the study's Pareto front into the folder ``output`` (default ``exports/STUDY``)."""
+    check_format(fmt)
+    study, url = load_existing_study(study_name, storage)
+    members = pareto_front(study)
+    if not members:
+        raise ExportError(f"study {study_name!r} has no feasible trial yet: its front is empty")
+    folder = Path(output) if output is not None else Path("exports") / study_name
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder}: --front writes one file per member, so -o must be a folder")
+    return [_export_one(study, url, exportable_trial(study, point.number), fmt,
+                        folder / f"trial{point.number}{FORMATS[fmt]}") for point in members]
+
+
+__all__ = ["Exported", "ExportError", "FORMATS", "check_format", "export_front", "export_trial",
+           "exportable_trial", "trained_model", "trial_spec"]

@@ -1,0 +1,1 @@
+"""Bridges to other tools. Each submodule imports its tool only when imported itself."""

@@ -1,0 +1,205 @@
+"""Plotly figures of one or more studies, drawn from ``StudyView`` data.
+
+All text that comes from users (study names, spec names, reference names) is escaped
+here, before it reaches plotly, whose labels and hover text accept HTML tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from archsearch.report.info import StudyView, TrialPoint
+
+PALETTE = qualitative.Plotly
+KIND_STYLE = {
+    # kind: (legend label, marker symbol, opacity)
+    "front": ("front", "circle", 1.0),
+    "dominated": ("dominated", "circle", 0.3),
+    "duplicate": ("duplicate of an earlier trial", "circle-open", 0.3),
+    "infeasible": ("infeasible (over budget)", "x", 0.5),
+}
+LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=30, t=60, b=50),
+              legend=dict(groupclick="toggleitem"))
+
+
+def colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def format_count(value: int | None) -> str:
+    if value is None:
+        return "?"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f}{unit}"
+    return str(value)
+
+
+def hover(study: str, point: TrialPoint) -> str:
+    """Hover text of one trial (user-supplied parts escaped)."""
+    what = f"reference {escape(point.reference)}" if point.reference else point.status.replace("_", " ")
+    if point.duplicate_of is not None:
+        what += f" (same network as trial {point.duplicate_of})"
+    spread = (f" (p10 {point.p10_ms:.2f}, p90 {point.p90_ms:.2f})"
+              if point.p10_ms is not None and point.p90_ms is not None else "")
+    accuracy = f"{point.accuracy:.3f}" if point.trained else "not trained (rejected before training)"
+    return (f"<b>{escape(study)}</b> trial {point.number}<br>{what}<br>accuracy {accuracy}<br>"
+            f"latency {point.latency_ms:.2f} ms{spread}<br>params {format_count(point.params)}, "
+            f"MACs {format_count(point.macs)}<br>{escape(point.summary)}")
+
+
+def _error_bars(points: list[TrialPoint]) -> dict[str, object] | None:
+    if not any(p.p10_ms is not None for p in points):
+        return None
+    return dict(type="data", symmetric=False, thickness=1, width=0,
+                array=[(p.p90_ms - p.latency_ms) if p.p90_ms is not None else 0 for p in points],
+                arrayminus=[(p.latency_ms - p.p10_ms) if p.p10_ms is not None else 0 for p in points])
+
+
+def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
+    """Accuracy vs measured latency: one marker per complete trial, the front joined, references named."""
+    figure = go.Figure()
+    budgets: dict[float, list[str]] = {}
+    for index, view in enumerate(views):
+        group, name = f"study{index}", escape(view.name)
+        front = sorted((p for p in view.points if p.kind == "front"), key=lambda p: p.latency_ms)
+        if front:  # the front as a step line through its members (drawn without markers)
+            figure.add_trace(go.Scatter(
+                x=[p.latency_ms for p in front], y=[p.accuracy for p in front], mode="lines",
+                line=dict(color=colour(index), width=1.5, shape="hv"), hoverinfo="skip",
+                name=f"{name}: front line", legendgroup=group, showlegend=False))
+        for kind, (label, symbol, opacity) in KIND_STYLE.items():
+            points = [p for p in view.points if p.kind == kind and p.reference is None]
+            if not points:
+                continue
+            figure.add_trace(go.Scatter(
+                x=[p.latency_ms for p in points], y=[p.accuracy for p in points], mode="markers",
+                marker=dict(color=colour(index), symbol=symbol, size=9 if kind == "front" else 7, opacity=opacity,
+                            line=dict(width=1, color="white" if kind == "front" else colour(index))),
+                error_x=_error_bars(points) if kind == "front" else None,
+                hovertext=[hover(view.name, p) for p in points], hoverinfo="text",
+                name=f"{name}: {label}", legendgroup=group, meta=kind))
+        references = [p for p in view.points if p.reference is not None]
+        if references:
+            figure.add_trace(go.Scatter(
+                x=[p.latency_ms for p in references], y=[p.accuracy for p in references], mode="markers+text",
+                text=[escape(p.reference or "") for p in references], textposition="top center",
+                textfont=dict(size=11, color=colour(index)),
+                marker=dict(color=colour(index), symbol="star", size=13, line=dict(width=1, color="black"),
+                            opacity=[1.0 if p.kind == "front" else 0.6 for p in references]),
+                hovertext=[hover(view.name, p) for p in references], hoverinfo="text",
+                name=f"{name}: references", legendgroup=group, meta="reference"))
+        if view.budget_ms:
+            budgets.setdefault(view.budget_ms, []).append(name)
+    for budget, names in budgets.items():
+        label = f"budget {budget:g} ms" + (f" ({', '.join(names)})" if len(budgets) > 1 else "")
+        figure.add_vline(x=budget, line=dict(color="crimson", dash="dash", width=1.5),
+                         annotation_text=label, annotation_position="top right")
+    figure.update_layout(title="Accuracy vs measured latency", xaxis_title="latency, ms (median; bars p10-p90)",
+                         yaxis_title="validation accuracy", **LAYOUT)
+    return figure
+
+
+def cost_figure(views: Sequence[StudyView]) -> go.Figure:
+    """Accuracy vs MACs and vs params, for trained trials."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy vs MACs", "Accuracy vs parameters"),
+                           shared_yaxes=True, horizontal_spacing=0.06)
+    for index, view in enumerate(views):
+        points = [p for p in view.points if p.trained]
+        texts = [hover(view.name, p) for p in points]
+        for col, attribute in ((1, "macs"), (2, "params")):
+            figure.add_trace(go.Scatter(
+                x=[getattr(p, attribute) for p in points], y=[p.accuracy for p in points], mode="markers",
+                marker=dict(color=colour(index), size=8,
+                            symbol=["star" if p.reference else "x" if p.kind == "infeasible" else "circle"
+                                    for p in points],
+                            opacity=[1.0 if p.kind == "front" else 0.45 for p in points]),
+                hovertext=texts, hoverinfo="text", name=escape(view.name), legendgroup=f"study{index}",
+                showlegend=col == 1), row=1, col=col)
+    figure.update_xaxes(type="log", title_text="MACs", row=1, col=1)
+    figure.update_xaxes(type="log", title_text="parameters", row=1, col=2)
+    figure.update_yaxes(title_text="validation accuracy", row=1, col=1)
+    figure.update_layout(title="Cost: front members solid, others faded, references as stars", **LAYOUT)
+    return figure
+
+
+def history_figure(views: Sequence[StudyView]) -> go.Figure:
+    """Each trial's accuracy in order, and the hypervolume of the feasible front after each trial."""
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    for index, view in enumerate(views):
+        name = escape(view.name)
+        trained = [s for s in view.history if s.accuracy is not None]
+        figure.add_trace(go.Scatter(
+            x=[s.number for s in trained], y=[s.accuracy for s in trained], mode="markers",
+            marker=dict(color=colour(index), size=7, opacity=[1.0 if s.feasible else 0.35 for s in trained]),
+            name=f"{name}: accuracy", legendgroup=f"study{index}",
+            hovertemplate="trial %{x}<br>accuracy %{y:.3f}<extra></extra>"), secondary_y=False)
+        figure.add_trace(go.Scatter(
+            x=[s.number for s in view.history], y=[s.hypervolume for s in view.history], mode="lines",
+            line=dict(color=colour(index), shape="hv", width=2), name=f"{name}: front hypervolume",
+            legendgroup=f"study{index}", hovertemplate="after trial %{x}<br>hypervolume %{y:.3f}<extra></extra>"),
+            secondary_y=True)
+    figure.update_xaxes(title_text="trial")
+    figure.update_yaxes(title_text="validation accuracy (faded: infeasible)", secondary_y=False)
+    figure.update_yaxes(title_text="hypervolume (accuracy x ms under the budget)", secondary_y=True)
+    figure.update_layout(title="Optimization history", **LAYOUT)
+    return figure
+
+
+def latency_figure(views: Sequence[StudyView]) -> go.Figure:
+    """Predicted vs measured latency, with the line where they agree."""
+    figure = go.Figure()
+    values: list[float] = []
+    for index, view in enumerate(views):
+        if not view.latency_pairs:
+            continue
+        numbers, predicted, measured = zip(*view.latency_pairs)
+        values += [*predicted, *measured]
+        figure.add_trace(go.Scatter(
+            x=measured, y=predicted, mode="markers", marker=dict(color=colour(index), size=8),
+            customdata=numbers, name=escape(view.name),
+            hovertemplate="trial %{customdata}<br>measured %{x:.2f} ms<br>predicted %{y:.2f} ms<extra></extra>"))
+    if values:
+        low, high = min(values) * 0.9, max(values) * 1.1
+        figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", hoverinfo="skip",
+                                    line=dict(color="grey", dash="dot"), name="predicted = measured"))
+    else:
+        figure.add_annotation(text="No trial here had its latency predicted: each was measured whole before "
+                                   "training<br>(a candidate is predicted only once nearly all its parts are in "
+                                   "the part table).", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    figure.update_layout(title="Predicted vs measured latency", xaxis_title="measured, ms",
+                         yaxis_title="predicted, ms", **LAYOUT)
+    return figure
+
+
+def importance_figure(views: Sequence[StudyView]) -> go.Figure:
+    """fANOVA importance of each search parameter, for accuracy and for latency."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("for accuracy", "for latency"), horizontal_spacing=0.25)
+    notes: list[str] = []
+    for index, view in enumerate(views):
+        for col, objective in ((1, "accuracy"), (2, "latency")):
+            found = view.importances.get(objective)
+            if not found:
+                notes.append(f"{escape(view.name)}, {objective}: {escape(view.importance_notes.get(objective, ''))}")
+                continue
+            ranked = sorted(found.items(), key=lambda item: item[1])
+            figure.add_trace(go.Bar(
+                x=[value for _, value in ranked], y=[escape(name) for name, _ in ranked], orientation="h",
+                marker_color=colour(index), name=escape(view.name), legendgroup=f"study{index}",
+                showlegend=col == 1 or "accuracy" not in view.importances,
+                hovertemplate="%{y}: %{x:.3f}<extra></extra>"), row=1, col=col)
+    if notes:
+        figure.add_annotation(text="<br>".join(notes), showarrow=False, x=0.5, y=-0.2, xref="paper",
+                              yref="paper", font=dict(size=11, color="grey"))
+    figure.update_layout(title="Parameter importances (fANOVA over search trials)", barmode="group",
+                         **{**LAYOUT, "height": 560})
+    return figure
+
+
+__all__ = ["cost_figure", "format_count", "history_figure", "hover", "importance_figure", "latency_figure",
+           "pareto_figure"]
