@@ -28,11 +28,20 @@ _LAZY = {
     "measure_latency": "archsearch.latency",
     "predict_latency": "archsearch.latency",
     "LatencyResult": "archsearch.latency",
+    # Studies, their dashboards and exports import Optuna (and plotly), not needed for specs.
+    "StudyConfig": "archsearch.study",
+    "run_study": "archsearch.study",
+    "write_dashboard": "archsearch.report",
+    "export_trial": "archsearch.export",
+    "export_front": "archsearch.export",
 }
 
 if TYPE_CHECKING:
     from archsearch.compile import compile_model, count_model_macs, load_keras_model, transfer_weights
+    from archsearch.export import export_front, export_trial
     from archsearch.latency import LatencyResult, measure_latency, predict_latency
+    from archsearch.report import write_dashboard
+    from archsearch.study import StudyConfig, run_study
 
 
 def __getattr__(name: str) -> Any:
@@ -42,9 +51,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ArchsearchError", "LatencyResult", "NetworkSpec", "SearchSpace", "SpecError", "UnknownNameError", "WeightTransferError", "__version__",
-    "compile_model", "count_macs", "count_model_macs", "count_params", "dump_spec", "load_keras_model",
-    "load_reference", "load_space", "load_spec", "measure_latency", "network_cost", "parse_spec",
-    "predict_latency", "reference_names", "sample_specs", "space_names", "spec_hash", "spec_to_yaml",
-    "transfer_weights",
+    "ArchsearchError", "LatencyResult", "NetworkSpec", "SearchSpace", "SpecError", "StudyConfig", "UnknownNameError",
+    "WeightTransferError", "__version__", "compile_model", "count_macs", "count_model_macs", "count_params",
+    "dump_spec", "export_front", "export_trial", "load_keras_model", "load_reference", "load_space", "load_spec",
+    "measure_latency", "network_cost", "parse_spec", "predict_latency", "reference_names", "run_study",
+    "sample_specs", "space_names", "spec_hash", "spec_to_yaml", "transfer_weights", "write_dashboard",
 ]

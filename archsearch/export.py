@@ -13,6 +13,7 @@ rejected and over-budget trials raise ``ExportError`` naming why.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,9 @@ def _write_onnx(model: Any, path: Path) -> None:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
     try:
-        model.export(str(path), format="onnx", verbose=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # Keras' numpy-2 patch of tf2onnx probes np.object
+            model.export(str(path), format="onnx", verbose=False)
     finally:
         quiet.setLevel(level)
 

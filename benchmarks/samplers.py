@@ -56,8 +56,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
-    print(f"\n{'sampler':8s} {'hypervolume':>11s} {'front':>5s} {'feasible':>8s} {'rejected':>8s} {'best acc':>8s}")  # rejected = predicted + measured
-    for row in rows:
+    print(f"\n{'sampler':8s} {'hypervolume':>11s} {'front':>5s} {'feasible':>8s} {'rejected':>8s} {'best acc':>8s}")
+    for row in rows:  # rejected: before training, on a predicted or a measured latency
         print(f"{row['sampler']:8s} {row['hypervolume']:11.3f} {row['front_size']:5d} {row['feasible_share']:8.0%} "
               f"{row['rejected_predicted'] + row['rejected_measured']:8d} {row['best_accuracy']:8.3f}")
     print(f"wrote {out}")

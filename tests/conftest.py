@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -72,3 +78,123 @@ def keras_module():
     import keras
 
     return keras
+
+
+# A space of small MobileNetV3-like networks: a study over it trains in seconds.
+TINY_SPACE = {
+    "name": "tinyspace",
+    "family": "mobilenet_v3",
+    "references": ["mobilenet_v3_small"],
+    "base": {
+        "input": {"size": 64, "preprocessing": "rescale"},
+        "stem": {"channels": 8, "activation": "hswish"},
+        "stages": [
+            {"blocks": [{"type": "mbconv", "channels": 8, "expansion": 1}]},
+            {"blocks": [{"type": "mbconv", "channels": 16, "stride": 2}]},
+            {"blocks": [{"type": "mbconv", "channels": 24, "stride": 2}]},
+        ],
+        "head": {"conv": {"channels": 48}},
+    },
+    "choices": {
+        "input.size": [64, 128],
+        "width_multiplier": [0.5, 1.0],
+        "stages[1:].blocks[0].kernel": [3, 5],
+        "stages[1:].blocks[0].expansion": [3.0, 6.0],
+    },
+}
+
+
+def write_tiny_inputs(root: Path) -> Path:
+    """``tiny.npz`` (400 real digits at 32x32) and ``tiny_space.yaml`` in ``root``."""
+    from archsearch.data import load_dataset
+
+    digits = load_dataset("digits", size=32)
+    np.savez(root / "tiny.npz", x_train=digits.x_train[:300], y_train=digits.y_train[:300],
+             x_val=digits.x_val[:100], y_val=digits.y_val[:100])
+    (root / "tiny_space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+    return root
+
+
+@dataclass(frozen=True)
+class TrainedStudy:
+    root: Path
+    name: str
+    storage: str
+    budget_ms: float
+
+
+@pytest.fixture(scope="session")
+def trained_study(tmp_path_factory) -> TrainedStudy:
+    """A real study shared by the dashboard and export tests: the tiny space, a reference, trained trials.
+
+    The budget (1.5 ms) lets the tiny networks in and keeps the MobileNetV3-Small
+    reference (about 2 ms here) out, so the study has feasible and infeasible trials.
+    """
+    from archsearch.study import StudyConfig, run_study
+
+    root = write_tiny_inputs(tmp_path_factory.mktemp("trained"))
+    storage = f"sqlite:///{root / 'studies' / 'shop.db'}"
+    settings = StudyConfig(name="shop", space=str(root / "tiny_space.yaml"), dataset=str(root / "tiny.npz"),
+                           budget_ms=1.5, trials=3, epochs=2, references=True, seed=3, storage=storage)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ARCHSEARCH_CACHE_DIR", str(root / "cache"))
+        run_study(settings)
+    return TrainedStudy(root, "shop", storage, 1.5)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by Playwright. Missing Chromium fails (``.ci/run`` installs it), never skips."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert found, "PostgreSQL is missing: apt-get install postgresql (.ci/run does)"
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throwaway PostgreSQL server (Debian's binaries) on a free port, for the session."""
+    import socket
+
+    binaries = _postgres_bin()
+    root = tmp_path_factory.mktemp("postgres")
+    data, sockets = root / "data", root / "sock"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "archsearch", "--auth=trust"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+                    f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([*as_user, str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                             capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "PostgreSQL did not start"
+            time.sleep(0.5)
+        subprocess.run([*as_user, str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "archsearch",
+                        "studies"], check=True, capture_output=True)
+        yield f"postgresql://archsearch@127.0.0.1:{port}/studies"
+    finally:
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)

@@ -14,44 +14,17 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from conftest import TINY_SPACE, write_tiny_inputs
 from optuna.trial import TrialState
 
-from archsearch.data import load_dataset
 from archsearch.study import StudyConfig, StudyError, pareto_front, run_study, search_trials, study_report
 from archsearch.study.fidelity import RungEntry, SuccessiveHalving
-
-TINY_SPACE = {
-    "name": "tinyspace",
-    "family": "mobilenet_v3",
-    "references": ["mobilenet_v3_small"],
-    "base": {
-        "input": {"size": 64, "preprocessing": "rescale"},
-        "stem": {"channels": 8, "activation": "hswish"},
-        "stages": [
-            {"blocks": [{"type": "mbconv", "channels": 8, "expansion": 1}]},
-            {"blocks": [{"type": "mbconv", "channels": 16, "stride": 2}]},
-            {"blocks": [{"type": "mbconv", "channels": 24, "stride": 2}]},
-        ],
-        "head": {"conv": {"channels": 48}},
-    },
-    "choices": {
-        "input.size": [64, 128],
-        "width_multiplier": [0.5, 1.0],
-        "stages[1:].blocks[0].kernel": [3, 5],
-        "stages[1:].blocks[0].expansion": [3.0, 6.0],
-    },
-}
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A working directory with a tiny dataset (.npz of real digits) and the tiny space."""
-    root = tmp_path_factory.mktemp("study")
-    digits = load_dataset("digits", size=32)
-    np.savez(root / "tiny.npz", x_train=digits.x_train[:300], y_train=digits.y_train[:300],
-             x_val=digits.x_val[:100], y_val=digits.y_val[:100])
-    (root / "tiny_space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
-    return root
+    return write_tiny_inputs(tmp_path_factory.mktemp("study"))
 
 
 @pytest.fixture()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -45,7 +46,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     _prepare_sqlite(url)
     heartbeat = {} if is_sqlite(url) else {"heartbeat_interval": 60, "grace_period": 180}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
+        with warnings.catch_warnings():  # the heartbeat arguments are "experimental": not our users' concern
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
     except (ArgumentError, ValueError, ImportError) as error:
         raise StudyError(f"cannot use storage {url!r}: {str(error).splitlines()[0]}") from None
     except Exception as error:  # SQLAlchemy OperationalError and friends: unreachable, unwritable
