@@ -166,12 +166,14 @@ def _postgres_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     """A throwaway PostgreSQL server (Debian's binaries) on a free port, for the session."""
     import socket
+    import tempfile
 
     binaries = _postgres_bin()
-    root = tmp_path_factory.mktemp("postgres")
+    # Not under pytest's tmp folder: its parents are private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="archsearch-postgres-"))
     data, sockets = root / "data", root / "sock"
     sockets.mkdir()
     as_user: list[str] = []
@@ -198,3 +200,4 @@ def postgres_url(tmp_path_factory):
     finally:
         subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
