@@ -147,6 +147,7 @@ def test_killed_run_resumes_without_losing_or_repeating_work(in_workdir):
                if t.state == TrialState.COMPLETE and t.user_attrs.get("trained") and "duplicate_of" not in t.user_attrs]
     assert len(trained) == len(set(trained))  # no network trained twice
     assert "Pareto front of killed" in result.stdout and "database: sqlite:///studies/killed.db" in result.stdout
+    assert "dashboard: dashboards/killed.html" in result.stdout and (in_workdir / "dashboards" / "killed.html").is_file()
 
 
 def test_successive_halving_rungs_and_decisions():

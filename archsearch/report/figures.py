@@ -23,7 +23,8 @@ KIND_STYLE = {
     "duplicate": ("duplicate of an earlier trial", "circle-open", 0.3),
     "infeasible": ("infeasible (over budget)", "x", 0.5),
 }
-LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=30, t=60, b=50),
+# Section headings in the page name each figure, so figures carry no title of their own.
+LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=30, t=30, b=50),
               legend=dict(groupclick="toggleitem"))
 
 
@@ -100,14 +101,14 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
         label = f"budget {budget:g} ms" + (f" ({', '.join(names)})" if len(budgets) > 1 else "")
         figure.add_vline(x=budget, line=dict(color="crimson", dash="dash", width=1.5),
                          annotation_text=label, annotation_position="top right")
-    figure.update_layout(title="Accuracy vs measured latency", xaxis_title="latency, ms (median; bars p10-p90)",
+    figure.update_layout(xaxis_title="latency, ms (median; bars p10-p90)",
                          yaxis_title="validation accuracy", **LAYOUT)
     return figure
 
 
 def cost_figure(views: Sequence[StudyView]) -> go.Figure:
     """Accuracy vs MACs and vs params, for trained trials."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy vs MACs", "Accuracy vs parameters"),
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("vs MACs", "vs parameters"),
                            shared_yaxes=True, horizontal_spacing=0.06)
     for index, view in enumerate(views):
         points = [p for p in view.points if p.trained]
@@ -124,7 +125,7 @@ def cost_figure(views: Sequence[StudyView]) -> go.Figure:
     figure.update_xaxes(type="log", title_text="MACs", row=1, col=1)
     figure.update_xaxes(type="log", title_text="parameters", row=1, col=2)
     figure.update_yaxes(title_text="validation accuracy", row=1, col=1)
-    figure.update_layout(title="Cost: front members solid, others faded, references as stars", **LAYOUT)
+    figure.update_layout(**LAYOUT)
     return figure
 
 
@@ -147,7 +148,7 @@ def history_figure(views: Sequence[StudyView]) -> go.Figure:
     figure.update_xaxes(title_text="trial")
     figure.update_yaxes(title_text="validation accuracy (faded: infeasible)", secondary_y=False)
     figure.update_yaxes(title_text="hypervolume (accuracy x ms under the budget)", secondary_y=True)
-    figure.update_layout(title="Optimization history", **LAYOUT)
+    figure.update_layout(**LAYOUT)
     return figure
 
 
@@ -172,7 +173,7 @@ def latency_figure(views: Sequence[StudyView]) -> go.Figure:
         figure.add_annotation(text="No trial here had its latency predicted: each was measured whole before "
                                    "training<br>(a candidate is predicted only once nearly all its parts are in "
                                    "the part table).", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    figure.update_layout(title="Predicted vs measured latency", xaxis_title="measured, ms",
+    figure.update_layout(xaxis_title="measured, ms",
                          yaxis_title="predicted, ms", **LAYOUT)
     return figure
 
@@ -180,12 +181,10 @@ def latency_figure(views: Sequence[StudyView]) -> go.Figure:
 def importance_figure(views: Sequence[StudyView]) -> go.Figure:
     """fANOVA importance of each search parameter, for accuracy and for latency."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("for accuracy", "for latency"), horizontal_spacing=0.25)
-    notes: list[str] = []
     for index, view in enumerate(views):
         for col, objective in ((1, "accuracy"), (2, "latency")):
             found = view.importances.get(objective)
-            if not found:
-                notes.append(f"{escape(view.name)}, {objective}: {escape(view.importance_notes.get(objective, ''))}")
+            if not found:  # the page says why, under the figure
                 continue
             ranked = sorted(found.items(), key=lambda item: item[1])
             figure.add_trace(go.Bar(
@@ -193,11 +192,7 @@ def importance_figure(views: Sequence[StudyView]) -> go.Figure:
                 marker_color=colour(index), name=escape(view.name), legendgroup=f"study{index}",
                 showlegend=col == 1 or "accuracy" not in view.importances,
                 hovertemplate="%{y}: %{x:.3f}<extra></extra>"), row=1, col=col)
-    if notes:
-        figure.add_annotation(text="<br>".join(notes), showarrow=False, x=0.5, y=-0.2, xref="paper",
-                              yref="paper", font=dict(size=11, color="grey"))
-    figure.update_layout(title="Parameter importances (fANOVA over search trials)", barmode="group",
-                         **{**LAYOUT, "height": 560})
+    figure.update_layout(barmode="group", **{**LAYOUT, "height": 560})
     return figure
 
 

@@ -112,6 +112,12 @@ def _failures(views: Sequence[StudyView]) -> str:
     return "<table><tr><th>study</th><th class='num'>trial</th><th>reason</th></tr>" + "".join(rows) + "</table>"
 
 
+def _importance_notes(views: Sequence[StudyView]) -> str:
+    notes = [f"{escape(view.name)}, {objective}: {escape(note)}" for view in views
+             for objective, note in view.importance_notes.items()]
+    return "".join(f"<p class='muted'>{note}</p>" for note in notes)
+
+
 def dashboard_html(views: Sequence[StudyView]) -> str:
     """The whole page for ``views`` as a string."""
     names = ", ".join(escape(v.name) for v in views)
@@ -122,10 +128,17 @@ def dashboard_html(views: Sequence[StudyView]) -> str:
                          "trained and sit at accuracy 0.</p>"
                          f"<div id='pareto-section' data-markers='{markers}'>"
                          f"{_figure_html(pareto_figure(views), 'pareto')}</div>"),
-        ("Accuracy vs cost", _figure_html(cost_figure(views), "cost")),
-        ("Optimization history", _figure_html(history_figure(views), "history")),
+        ("Accuracy vs cost", "<p class='muted'>Trained trials: front members solid, others faded, references as "
+                             "stars, over-budget ones as crosses.</p>" + _figure_html(cost_figure(views), "cost")),
+        ("Optimization history", "<p class='muted'>Each trained trial's accuracy in trial order, and the "
+                                 "hypervolume of the feasible front after each trial (area under the front, "
+                                 "bounded by accuracy 0 and the budget).</p>"
+                                 + _figure_html(history_figure(views), "history")),
         ("Predicted vs measured latency", _figure_html(latency_figure(views), "latency")),
-        ("Parameter importances", _figure_html(importance_figure(views), "importance")),
+        ("Parameter importances", "<p class='muted'>fANOVA importance of each search parameter, over the "
+                                  "search trials that inform it (accuracy: trained ones; latency: all).</p>"
+                                  + _figure_html(importance_figure(views), "importance")
+                                  + _importance_notes(views)),
         ("Front members and their specs", _front_table(views)),
         ("Failures", _failures(views)),
     ]
