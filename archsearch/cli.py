@@ -382,9 +382,12 @@ def export(
     from archsearch.export import check_format, export_front, export_trial
 
     check_format(fmt)
-    if (trial is None) == (not front):
+    if front and trial is None:
+        written = export_front(name, fmt, storage, output)
+    elif trial is not None and not front:
+        written = [export_trial(name, trial, fmt, storage, output)]
+    else:
         raise ArchsearchError("give either --trial N or --front")
-    written = export_front(name, fmt, storage, output) if front else [export_trial(name, trial, fmt, storage, output)]
     for item in written:
         console.print(f"trial {item.trial}: {item.path}")
 

@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.errors import ArchsearchError, UnknownNameError
-from archsearch.files import written_atomically
+from archsearch.files import safe_filename, written_atomically
 from archsearch.spec import NetworkSpec, parse_spec, spec_hash, spec_to_yaml
 from archsearch.study import load_existing_study, pareto_front
 
@@ -143,7 +143,7 @@ def check_format(fmt: str) -> str:
 
 
 def default_path(study_name: str, number: int, fmt: str, folder: str | Path = "exports") -> Path:
-    return Path(folder) / study_name / f"trial{number}{FORMATS[fmt]}"
+    return Path(folder) / safe_filename(study_name) / f"trial{number}{FORMATS[fmt]}"
 
 
 def _export_one(study: optuna.Study, url: str, trial: FrozenTrial, fmt: str, path: Path) -> Exported:
@@ -179,7 +179,7 @@ def export_front(study_name: str, fmt: str, storage: str | None = None,
     members = pareto_front(study)
     if not members:
         raise ExportError(f"study {study_name!r} has no feasible trial yet: its front is empty")
-    folder = Path(output) if output is not None else Path("exports") / study_name
+    folder = Path(output) if output is not None else Path("exports") / safe_filename(study_name)
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder}: --front writes one file per member, so -o must be a folder")
     return [_export_one(study, url, exportable_trial(study, point.number), fmt,

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from archsearch.errors import ArchsearchError
+
+
+def safe_filename(name: str) -> str:
+    """``name`` usable as one path component: anything but letters, digits, ``_ . - +`` becomes ``_``.
+
+    Study names come from Optuna storage, where any client may have written ``../x``.
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9_.+\-]", "_", name).lstrip(".")
+    return cleaned or "_"
 
 
 def _default_mode() -> int:
@@ -42,4 +52,4 @@ def written_atomically(path: str | Path, error: type[ArchsearchError] = Archsear
             temporary.unlink()
 
 
-__all__ = ["written_atomically"]
+__all__ = ["safe_filename", "written_atomically"]

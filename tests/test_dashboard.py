@@ -111,8 +111,10 @@ def test_dashboard_cli(trained_study, tmp_path):
                         capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "dashboards" / f"{trained_study.name}.html").is_file()
+    optuna.create_study(study_name="plain", storage=trained_study.storage, load_if_exists=True)  # not ours
     for args, message in [
         (["nosuch", "--storage", trained_study.storage], "no study named 'nosuch'"),
+        (["plain", "--storage", trained_study.storage], "is not an archsearch study"),
         ([trained_study.name, "--storage", trained_study.storage, "-o", "/proc/archsearch/d.html"],
          "cannot write /proc/archsearch/d.html"),
         ([trained_study.name, "--storage", "postgresql://nobody@127.0.0.1:9/none"], "cannot open storage"),

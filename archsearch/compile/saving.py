@@ -29,9 +29,12 @@ def _weight_keys(model: keras.Model) -> list[tuple[str, keras.Variable]]:
 
 
 def weights_to_bytes(model: keras.Model) -> bytes:
-    """All of ``model``'s weights (BatchNorm statistics included) as a compressed ``.npz``."""
+    """All of ``model``'s weights (BatchNorm statistics included) as an ``.npz``.
+
+    Uncompressed: trained float32 weights compress by under 10%, at 30x the time.
+    """
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{key: keras.ops.convert_to_numpy(w) for key, w in _weight_keys(model)})
+    np.savez(buffer, **{key: keras.ops.convert_to_numpy(w) for key, w in _weight_keys(model)})
     return buffer.getvalue()
 
 

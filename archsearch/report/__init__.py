@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from archsearch.errors import ArchsearchError
-from archsearch.files import written_atomically
+from archsearch.files import safe_filename, written_atomically
 from archsearch.report.info import FrontMember, HistoryStep, StudyView, TrialPoint, study_view
 
 
@@ -15,7 +15,7 @@ class DashboardError(ArchsearchError):
 
 
 def default_dashboard_path(studies: Sequence[str], folder: str | Path = "dashboards") -> Path:
-    return Path(folder) / f"{'+'.join(studies)}.html"
+    return Path(folder) / f"{safe_filename('+'.join(studies))}.html"
 
 
 def load_views(studies: Sequence[str], storage: str | None = None) -> list[StudyView]:

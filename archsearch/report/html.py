@@ -12,6 +12,7 @@ from html import escape
 import plotly.io
 import plotly.offline
 
+from archsearch.files import safe_filename
 from archsearch.report.figures import (
     colour,
     cost_figure,
@@ -86,7 +87,7 @@ def _front_table(views: Sequence[StudyView]) -> str:
     for index, view in enumerate(views):
         for member in view.front:
             spec_id = f"spec-{index}-{member.number}"
-            filename = escape(f"{view.name}-trial{member.number}.yaml", quote=True)
+            filename = escape(f"{safe_filename(view.name)}-trial{member.number}.yaml", quote=True)
             reference = f" (reference {escape(member.reference)})" if member.reference else ""
             rows.append(
                 f"<tr><td><span class='swatch' style='background:{colour(index)}'></span>{escape(view.name)}</td>"

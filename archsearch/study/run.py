@@ -33,7 +33,7 @@ from archsearch.space import SearchSpace, load_space
 from archsearch.spec import NetworkSpec, canonical_json, spec_hash
 from archsearch.study.config import StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving, rung_population
-from archsearch.study.storage import StudyError, is_sqlite, open_storage
+from archsearch.study.storage import ARCHSEARCH_DIRECTIONS, StudyError, is_sqlite, open_storage
 
 CONFIG_ATTR = "archsearch:config"
 MAX_MISSING_PARTS = 3
@@ -110,7 +110,7 @@ class StudyRunner:
     def _open_study(self) -> optuna.Study:
         study = optuna.create_study(study_name=self.config.name, storage=self.storage, load_if_exists=True,
                                     directions=["maximize", "minimize"], sampler=make_sampler(self.config))
-        if study.directions != [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]:
+        if study.directions != ARCHSEARCH_DIRECTIONS:
             raise StudyError(f"study {self.config.name!r} exists but is not an archsearch study")
         recorded = study.user_attrs.get(CONFIG_ATTR)
         identity = self.config.identity()
@@ -242,6 +242,9 @@ class StudyRunner:
                                                   "p90_ms": measured.p90_ms, "runs": measured.runs})
         trial.set_constraint("latency_budget", measured.median_ms - budget)
         status = "complete" if measured.median_ms <= budget else "over_budget"
+        if status == "complete" and result.weights is not None:  # only feasible trials export
+            self._keep_weights(trial.number, spec_hash(spec), result.weights)
+            trial.set_user_attr("weights_stored", True)
         return (result.accuracy, measured.median_ms), status
 
     def _screen(self, trial: optuna.Trial, spec: NetworkSpec, is_reference: bool) -> tuple[float, str, Any]:
@@ -296,9 +299,6 @@ class StudyRunner:
         trial.set_user_attr("epochs_trained", result.epochs)
         if result.stopped_early:
             raise TrialRejected(f"dominated at epoch {result.epochs} (accuracy {result.accuracy:.3f})")
-        if result.weights is not None:
-            self._keep_weights(trial.number, spec_hash(spec), result.weights)
-            trial.set_user_attr("weights_stored", True)
         return result
 
     def _keep_weights(self, number: int, digest: str, weights: bytes) -> None:

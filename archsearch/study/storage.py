@@ -16,6 +16,10 @@ class StudyError(ArchsearchError):
     """A study that cannot be created, opened, resumed or found."""
 
 
+ARCHSEARCH_DIRECTIONS = [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+"""Every archsearch study: maximise validation accuracy, minimise latency."""
+
+
 def _prepare_sqlite(url: str) -> None:
     """Create the folder of a SQLite file (``studies/`` by default) and check it is writable."""
     try:
@@ -81,6 +85,11 @@ def load_existing_study(name: str, storage: str | None = None) -> tuple[optuna.S
         rdb = open_storage(url)
         names = [s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)]
         if name in names:
-            return optuna.load_study(study_name=name, storage=rdb), url
+            study = optuna.load_study(study_name=name, storage=rdb)
+            if study.directions != ARCHSEARCH_DIRECTIONS:
+                directions = ", ".join(d.name.lower() for d in study.directions)
+                raise StudyError(f"study {name!r} in {url} is not an archsearch study (its objectives: {directions};"
+                                 " archsearch's: maximize accuracy, minimize latency)")
+            return study, url
     where = storage or "studies/*.db"
     raise StudyError(f"no study named {name!r} in {where}")
