@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.errors import ArchsearchError
 from archsearch.spec import parse_spec, resolve, spec_to_yaml
-from archsearch.study import failures, hypervolume, pareto_front
+from archsearch.study import Point, failures, hypervolume, pareto_front
 from archsearch.study.run import CONFIG_ATTR
 
 Kind = Literal["front", "dominated", "duplicate", "infeasible"]
@@ -136,8 +136,6 @@ def _points(study: optuna.Study, front_numbers: set[int]) -> list[TrialPoint]:
 
 
 def _history(study: optuna.Study, budget_ms: float | None) -> list[HistoryStep]:
-    from archsearch.study.front import Point
-
     steps, seen = [], []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         if not trial.state.is_finished():
