@@ -66,6 +66,15 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
     """Accuracy vs measured latency: one marker per complete trial, the front joined, references named."""
     figure = go.Figure()
     budgets: dict[float, list[str]] = {}
+    # Candidates rejected before training have no accuracy (Optuna holds a placeholder 0).
+    # Drawn at 0 they would squash the front into the top of the plot, so they sit on a
+    # floor just under the lowest trained accuracy, and their hover says they were not trained.
+    trained = [p.accuracy for view in views for p in view.points if p.trained]
+    floor = max(0.0, min(trained, default=0.0) - 0.05)
+
+    def shown(point: TrialPoint) -> float:
+        return point.accuracy if point.trained else floor
+
     for index, view in enumerate(views):
         group, name = f"study{index}", escape(view.name)
         front = sorted((p for p in view.points if p.kind == "front"), key=lambda p: p.latency_ms)
@@ -79,7 +88,7 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
             if not points:
                 continue
             figure.add_trace(go.Scatter(
-                x=[p.latency_ms for p in points], y=[p.accuracy for p in points], mode="markers",
+                x=[p.latency_ms for p in points], y=[shown(p) for p in points], mode="markers",
                 marker=dict(color=colour(index), symbol=symbol, size=9 if kind == "front" else 7, opacity=opacity,
                             line=dict(width=1, color="white" if kind == "front" else colour(index))),
                 error_x=_error_bars(points) if kind == "front" else None,
@@ -88,7 +97,7 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
         references = [p for p in view.points if p.reference is not None]
         if references:
             figure.add_trace(go.Scatter(
-                x=[p.latency_ms for p in references], y=[p.accuracy for p in references], mode="markers+text",
+                x=[p.latency_ms for p in references], y=[shown(p) for p in references], mode="markers+text",
                 text=[escape(p.reference or "") for p in references], textposition="top center",
                 textfont=dict(size=11, color=colour(index)),
                 marker=dict(color=colour(index), symbol="star", size=13, line=dict(width=1, color="black"),
@@ -101,6 +110,11 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
         label = f"budget {budget:g} ms" + (f" ({', '.join(names)})" if len(budgets) > 1 else "")
         figure.add_vline(x=budget, line=dict(color="crimson", dash="dash", width=1.5),
                          annotation_text=label, annotation_position="top right")
+    if floor > 0:
+        figure.add_hline(y=floor, line=dict(color="lightgrey", width=1),
+                         annotation_text="rejected before training (not trained)",
+                         annotation_position="bottom right", annotation_font=dict(size=10, color="grey"))
+    figure.update_yaxes(range=[floor - 0.03, 1.01] if floor > 0 else None)
     figure.update_layout(xaxis_title="latency, ms (median; bars p10-p90)",
                          yaxis_title="validation accuracy", **LAYOUT)
     return figure

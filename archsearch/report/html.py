@@ -125,8 +125,8 @@ def dashboard_html(views: Sequence[StudyView]) -> str:
     markers = sum(len(v.points) for v in views)
     sections = [
         ("Pareto front", f"<p class='muted'>One marker per complete trial ({markers}); failed and stopped-early "
-                         "trials have no final point and are counted above. Rejected candidates were never "
-                         "trained and sit at accuracy 0.</p>"
+                         "trials have no final point and are counted above. Candidates rejected before "
+                         "training have no accuracy: they sit on the grey floor line.</p>"
                          f"<div id='pareto-section' data-markers='{markers}'>"
                          f"{_figure_html(pareto_figure(views), 'pareto')}</div>"),
         ("Accuracy vs cost", "<p class='muted'>Trained trials: front members solid, others faded, references as "
