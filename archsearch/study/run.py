@@ -9,7 +9,8 @@ is feasible), so Optuna's Pareto front holds feasible trials only. Per trial:
 3. predict its latency from the part table; clearly over budget -> recorded as
    infeasible with the prediction, never trained;
 4. train it (proxy training), stopping early at rungs where it is dominated;
-5. measure its latency in the worker process (never while training runs) and store.
+5. measure its latency in the worker process (never while training runs) and store,
+   with the trained weights of a feasible network (for export).
 
 Everything a trial knows is stored as Optuna user attributes as soon as it is known.
 """
@@ -21,7 +22,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -34,6 +35,9 @@ from archsearch.spec import NetworkSpec, canonical_json, spec_hash
 from archsearch.study.config import StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving, rung_population
 from archsearch.study.storage import ARCHSEARCH_DIRECTIONS, StudyError, is_sqlite, open_storage
+
+if TYPE_CHECKING:
+    from archsearch.store import Store
 
 CONFIG_ATTR = "archsearch:config"
 MAX_MISSING_PARTS = 3
@@ -102,7 +106,7 @@ class StudyRunner:
         self.storage = open_storage(self.url)
         self.predictor = LatencyPredictor(config.backend, config.threads, storage=self.url)
         self.halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
-        self._weights_store: Any = None
+        self._weights_store: Store | None = None  # opened on the first trained trial
         self.study = self._open_study()
 
     # ----- study lifecycle -----
