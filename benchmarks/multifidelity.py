@@ -28,11 +28,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "multifidelity.json"))
+    parser.add_argument("--workdir", default=None, help="where the two study databases go (default: a new temp dir)")
     args = parser.parse_args()
 
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="archsearch-mf-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     rows = []
     for multi_fidelity in (True, False):
-        storage = f"sqlite:///{tempfile.mkdtemp(prefix='archsearch-mf-')}/study.db"
+        storage = f"sqlite:///{workdir / ('halving.db' if multi_fidelity else 'full.db')}"
         config = StudyConfig(name="halving" if multi_fidelity else "full", space=args.space,
                              budget_ms=args.budget_ms, trials=None, timeout_minutes=args.minutes,
                              epochs=args.epochs, seed=args.seed, storage=storage, multi_fidelity=multi_fidelity,
@@ -43,7 +46,7 @@ def main() -> None:
         trials = search_trials(study)
         statuses = [t.user_attrs.get("status", t.state.name.lower()) for t in trials]
         volume = hypervolume(pareto_front(study), args.budget_ms)
-        row = {"multi_fidelity": multi_fidelity, "hours": hours, "trials": len(trials),
+        row = {"multi_fidelity": multi_fidelity, "storage": storage, "hours": hours, "trials": len(trials),
                "trained_fully": statuses.count("complete") + statuses.count("over_budget"),
                "stopped_early": statuses.count("stopped_early"),
                "rejected_predicted": statuses.count("rejected_predicted"),

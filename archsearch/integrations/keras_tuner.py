@@ -29,7 +29,7 @@ import numpy as np
 from archsearch.errors import ArchsearchError
 from archsearch.space import Parameter, SearchSpace, load_space
 from archsearch.spec import NetworkSpec, parse_spec, spec_to_dict
-from archsearch.train import model_inputs
+from archsearch.train import model_inputs, prepare_training
 
 OBJECTIVE = "val_accuracy"
 _SCALAR_TYPES = (bool, int, float, str)
@@ -104,6 +104,10 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         if latency > self.budget_ms:
             return {OBJECTIVE: 0.0, **facts, "epochs_trained": 0.0}
         args, kwargs = self._scaled_inputs(spec, args, kwargs)
+        x, y = (list(args) + [None, None])[:2]
+        x, y = kwargs.get("x", x), kwargs.get("y", y)
+        if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
+            prepare_training(model, x, y)  # one trace of the training step instead of two
         history = model.fit(*args, **kwargs).history
         if OBJECTIVE not in history:
             raise ArchsearchError("SpaceHyperModel needs validation data: pass validation_data to search()")
