@@ -7,12 +7,11 @@ training therefore trains a copy of the spec whose only differences are the inpu
 default). The searched spec, its hash, its latency and its MACs stay those of the
 deployment network.
 
-Most of a short proxy run used to be TensorFlow tracing the training step (~40 s for
-a MobileNetV3-Large at 32x32 on one core, against ~5 s per epoch). Two things keep
-it to one trace per candidate, see ``prepare_training``: every variable ``fit`` would
-create is created first (a ``tf.function`` whose first trace creates variables is
-traced a second time), and every epoch is made of whole batches (a shorter last batch
-has another shape and another trace).
+Most of a short proxy run used to be TensorFlow tracing the training step, twice:
+Keras creates the optimizer, loss and metric variables inside the first trace, and
+TensorFlow traces a function that created variables a second time. ``prepare_training``
+creates them first, so the step is traced once; the learning rate is a plain value set
+each epoch because Keras would evaluate a schedule once per variable inside the trace.
 """
 
 from __future__ import annotations
@@ -57,9 +56,6 @@ class TrainResult:
     """The trained weights (``weights_to_bytes``) when training ran to the end."""
 
 
-EVAL_BATCH = 512
-"""Validation batch size; a validation set up to this size is one batch, so one trace."""
-
 EpochHook = Callable[[int, dict[str, float]], bool]
 """Called after each epoch with (epochs done, metrics); returning False stops training."""
 
@@ -79,16 +75,6 @@ def training_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig) -> N
 def model_inputs(spec: NetworkSpec, images: np.ndarray) -> np.ndarray:
     """Images in [0, 255] as the spec expects them (``preprocessing: none`` wants [-1, 1])."""
     return images / 127.5 - 1.0 if spec.input.preprocessing == "none" else images
-
-
-def epoch_order(samples: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """One epoch's sample order: shuffled, trimmed to whole batches (see the module docstring).
-
-    The few samples left out differ from epoch to epoch, so all of them are seen.
-    """
-    order = rng.permutation(samples)
-    whole = samples - samples % batch_size
-    return order[:whole] if whole else order
 
 
 def cosine_learning_rate(initial: float, epoch: int, epochs: int) -> float:
@@ -126,19 +112,17 @@ def train_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig = TrainC
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x_train, x_val = model_inputs(trained, dataset.x_train), model_inputs(trained, dataset.x_val)
     prepare_training(model, x_train, dataset.y_train)
-    rng = np.random.default_rng(config.seed)
 
     result = TrainResult(accuracy=0.0, epochs=0)
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.optimizer.learning_rate = cosine_learning_rate(config.learning_rate, epoch, config.epochs)
-        order = epoch_order(len(x_train), config.batch_size, rng)
-        fit = model.fit(x_train[order], dataset.y_train[order], batch_size=config.batch_size, epochs=epoch,
-                        initial_epoch=epoch - 1, shuffle=False, verbose=0)
+        fit = model.fit(x_train, dataset.y_train, batch_size=config.batch_size, epochs=epoch, initial_epoch=epoch - 1,
+                        shuffle=True, verbose=0)
         loss = float(fit.history["loss"][-1])
         if not math.isfinite(loss):
             raise TrainingError(f"loss became {loss} in epoch {epoch}")
-        val_loss, val_accuracy = model.evaluate(x_val, dataset.y_val, batch_size=EVAL_BATCH, verbose=0)
+        val_loss, val_accuracy = model.evaluate(x_val, dataset.y_val, batch_size=256, verbose=0)
         metrics = {"epoch": epoch, "loss": loss, "accuracy": float(fit.history["accuracy"][-1]),
                    "val_loss": float(val_loss), "val_accuracy": float(val_accuracy),
                    "seconds": time.perf_counter() - started}

@@ -1,4 +1,4 @@
-"""Proxy training: whole-batch epochs, the per-epoch schedule, one trace per candidate, seeds."""
+"""Proxy training: the per-epoch schedule, one trace per candidate, seeds."""
 
 from __future__ import annotations
 
@@ -7,25 +7,8 @@ import pytest
 
 from archsearch.data import Dataset
 from archsearch.spec import parse_spec
-from archsearch.train import TrainConfig, cosine_learning_rate, epoch_order, prepare_training, train_spec
+from archsearch.train import TrainConfig, cosine_learning_rate, prepare_training, train_spec
 from tests.conftest import TINY_SPACE
-
-
-@pytest.mark.parametrize("samples, batch", [(1437, 64), (128, 64), (130, 64), (30, 64), (64, 1)])
-def test_epoch_order_is_whole_batches_of_distinct_samples(samples: int, batch: int) -> None:
-    order = epoch_order(samples, batch, np.random.default_rng(0))
-    expected = samples if samples < batch else samples - samples % batch
-    assert len(order) == expected
-    assert len(set(order.tolist())) == len(order)
-    assert order.min() >= 0 and order.max() < samples
-
-
-def test_epoch_order_leaves_out_different_samples_each_epoch() -> None:
-    rng = np.random.default_rng(0)
-    seen = set()
-    for _ in range(10):
-        seen.update(epoch_order(100, 64, rng).tolist())
-    assert seen == set(range(100))
 
 
 def test_cosine_learning_rate_starts_at_initial_and_decays() -> None:
@@ -50,9 +33,8 @@ def test_prepared_model_traces_its_training_step_once(keras_module) -> None:
     x, y = rng.random((100, 6), dtype=np.float32), rng.integers(0, 3, 100)
     prepare_training(model, x, y)
     calls.clear()
-    for epoch in (1, 2):
-        order = epoch_order(len(x), 32, rng)
-        history = model.fit(x[order], y[order], batch_size=32, epochs=epoch, initial_epoch=epoch - 1, verbose=0)
+    for epoch in (1, 2):  # 100 samples in batches of 32: the short last batch must not retrace either
+        history = model.fit(x, y, batch_size=32, epochs=epoch, initial_epoch=epoch - 1, verbose=0)
     assert calls == [True]
     assert 0.0 <= history.history["accuracy"][-1] <= 1.0  # metrics were reset after preparing
 
