@@ -10,6 +10,7 @@ versions); the work happens in the worker process.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -84,7 +85,14 @@ def convert_to_tflite(model: Any) -> bytes:
     function = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)])
     # No trackable object: the converter then freezes the weights into constants (with
     # one, it keeps them as resource variables and the model runs several times slower).
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    # Its deprecation warning about exactly that choice is silenced for this call only.
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    finally:
+        absl_logger.setLevel(level)
     return converter.convert()
 
 
