@@ -81,6 +81,7 @@ class Candidate:
 
 
 def replay(candidates: list[Candidate], rung: int, rule: Rule, budget_ms: float, total_seconds: float) -> dict:
+    """Apply ``rule`` at ``rung`` to ``candidates`` in trial order: what it stops, saves and loses."""
     stopped: list[Candidate] = []
     saved = 0.0
     for i, candidate in enumerate(candidates):
