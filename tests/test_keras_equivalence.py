@@ -18,17 +18,20 @@ from archsearch.compile.transfer import refresh_derived_state  # noqa: E402
 
 apps = keras.applications
 
+# EfficientNet-B1..B3 take 10-13 s each: they run in CI's slow suite (-m slow), B0 here.
+LARGE = pytest.mark.slow
+
 CASES = [
-    ("mobilenet_v1", {}, apps.MobileNet, {"alpha": 1.0}),
-    ("mobilenet_v1", {"width_multiplier": 0.5}, apps.MobileNet, {"alpha": 0.5}),
-    ("mobilenet_v2", {}, apps.MobileNetV2, {"alpha": 1.0}),
-    ("mobilenet_v2", {"width_multiplier": 0.35}, apps.MobileNetV2, {"alpha": 0.35}),
-    ("mobilenet_v3_small", {}, apps.MobileNetV3Small, {}),
-    ("mobilenet_v3_large", {}, apps.MobileNetV3Large, {}),
-    ("efficientnet_b0", {}, apps.EfficientNetB0, {}),
-    ("efficientnet_b1", {}, apps.EfficientNetB1, {}),
-    ("efficientnet_b2", {}, apps.EfficientNetB2, {}),
-    ("efficientnet_b3", {}, apps.EfficientNetB3, {}),
+    pytest.param("mobilenet_v1", {}, apps.MobileNet, {"alpha": 1.0}, id="mobilenet_v1-1.0"),
+    pytest.param("mobilenet_v1", {"width_multiplier": 0.5}, apps.MobileNet, {"alpha": 0.5}, id="mobilenet_v1-0.5"),
+    pytest.param("mobilenet_v2", {}, apps.MobileNetV2, {"alpha": 1.0}, id="mobilenet_v2-1.0"),
+    pytest.param("mobilenet_v2", {"width_multiplier": 0.35}, apps.MobileNetV2, {"alpha": 0.35}, id="mobilenet_v2-0.35"),
+    pytest.param("mobilenet_v3_small", {}, apps.MobileNetV3Small, {}, id="mobilenet_v3_small-1.0"),
+    pytest.param("mobilenet_v3_large", {}, apps.MobileNetV3Large, {}, id="mobilenet_v3_large-1.0"),
+    pytest.param("efficientnet_b0", {}, apps.EfficientNetB0, {}, id="efficientnet_b0-1.0"),
+    pytest.param("efficientnet_b1", {}, apps.EfficientNetB1, {}, id="efficientnet_b1-1.0", marks=LARGE),
+    pytest.param("efficientnet_b2", {}, apps.EfficientNetB2, {}, id="efficientnet_b2-1.0", marks=LARGE),
+    pytest.param("efficientnet_b3", {}, apps.EfficientNetB3, {}, id="efficientnet_b3-1.0", marks=LARGE),
 ]
 
 
@@ -39,8 +42,7 @@ def _pair(name, overrides, application, kwargs):
     return spec, source, archsearch.compile_model(spec)
 
 
-@pytest.mark.parametrize(("name", "overrides", "application", "kwargs"), CASES,
-                         ids=[f"{c[0]}-{c[3].get('alpha', 1.0)}" for c in CASES])
+@pytest.mark.parametrize(("name", "overrides", "application", "kwargs"), CASES)
 def test_reference_matches_keras_application(name, overrides, application, kwargs):
     spec, source, twin = _pair(name, overrides, application, kwargs)
 
