@@ -20,13 +20,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from archsearch.data import Dataset
 from archsearch.errors import ArchsearchError, SpecError
 from archsearch.spec import NetworkSpec, parse_spec, spec_to_dict
+
+if TYPE_CHECKING:
+    import keras
 
 
 class TrainingError(ArchsearchError):
@@ -82,7 +85,7 @@ def cosine_learning_rate(initial: float, epoch: int, epochs: int) -> float:
     return initial * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
 
 
-def prepare_training(model: Any, x: np.ndarray, y: np.ndarray) -> None:
+def prepare_training(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
     """Create, eagerly, the variables a compiled ``model``'s first ``fit`` step would create.
 
     Without a distribution strategy Keras builds the optimizer, loss and metrics while

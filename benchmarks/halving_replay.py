@@ -30,7 +30,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archsearch.study import Point, hypervolume
+from archsearch.study import Point, hypervolume, trial_point
 from archsearch.study.fidelity import RungEntry, SuccessiveHalving
 
 Rule = Callable[[RungEntry, list[RungEntry]], bool]
@@ -75,9 +75,7 @@ class Candidate:
         return None if row is None else RungEntry(float(row["val_accuracy"]), self.screen_ms)
 
     def point(self) -> Point:
-        accuracy, latency = self.trial.values
-        feasible = all(v <= 0 for v in self.trial.constraints.values())
-        return Point(self.trial.number, accuracy, latency, None, None, None, None, feasible)
+        return trial_point(self.trial)
 
 
 def replay(candidates: list[Candidate], rung: int, rule: Rule, budget_ms: float, total_seconds: float) -> dict:

@@ -104,8 +104,8 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         if latency > self.budget_ms:
             return {OBJECTIVE: 0.0, **facts, "epochs_trained": 0.0}
         args, kwargs = self._scaled_inputs(spec, args, kwargs)
-        x, y = (list(args) + [None, None])[:2]
-        x, y = kwargs.get("x", x), kwargs.get("y", y)
+        x = kwargs.get("x", args[0] if args else None)
+        y = kwargs.get("y", args[1] if len(args) > 1 else None)
         if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
             prepare_training(model, x, y)  # one trace of the training step instead of two
         history = model.fit(*args, **kwargs).history

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.errors import ArchsearchError
 from archsearch.spec import parse_spec, resolve, spec_to_yaml
-from archsearch.study import Point, failures, hypervolume, pareto_front
+from archsearch.study import failures, hypervolume, pareto_front, trial_point
 from archsearch.study.run import CONFIG_ATTR
 
 Kind = Literal["front", "dominated", "duplicate", "infeasible"]
@@ -145,7 +145,7 @@ def _history(study: optuna.Study, budget_ms: float | None) -> list[HistoryStep]:
             feasible = _feasible(trial)
             if trial.user_attrs.get("trained", True):
                 accuracy = trial.values[0]
-            seen.append(Point(trial.number, trial.values[0], trial.values[1], None, None, None, None, feasible))
+            seen.append(trial_point(trial))
         else:
             feasible = False
         volume = hypervolume(seen, budget_ms) if budget_ms else 0.0

@@ -9,6 +9,7 @@ from archsearch.study.front import (
     pareto_front,
     reference_points,
     study_report,
+    trial_point,
 )
 from archsearch.study.run import StudyRunner, TrialReport, run_study, search_trials
 from archsearch.study.storage import StudyError, list_studies, load_existing_study, open_storage
@@ -16,5 +17,5 @@ from archsearch.study.storage import StudyError, list_studies, load_existing_stu
 __all__ = [
     "Point", "StudyConfig", "StudyError", "StudyRunner", "TrialReport", "dominated_references", "failures",
     "hypervolume", "list_studies", "load_existing_study", "open_storage", "pareto_front", "reference_points",
-    "run_study", "search_trials", "study_report",
+    "run_study", "search_trials", "study_report", "trial_point",
 ]

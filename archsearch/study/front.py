@@ -29,7 +29,8 @@ class Point:
         return dominates((self.accuracy, self.latency_ms), (other.accuracy, other.latency_ms))
 
 
-def _point(trial: FrozenTrial) -> Point:
+def trial_point(trial: FrozenTrial) -> Point:
+    """A complete trial as a point: its values, cost attributes and feasibility (constraints <= 0)."""
     accuracy, latency = trial.values
     feasible = all(value <= 0 for value in trial.constraints.values())
     return Point(trial.number, accuracy, latency, trial.user_attrs.get("params"), trial.user_attrs.get("macs"),
@@ -43,7 +44,7 @@ def pareto_front(study: optuna.Study) -> list[Point]:
     is left out, so each network appears once.
     """
     members = [t for t in study.best_trials if "duplicate_of" not in t.user_attrs]
-    return sorted((_point(t) for t in members), key=lambda p: p.latency_ms)
+    return sorted((trial_point(t) for t in members), key=lambda p: p.latency_ms)
 
 
 def hypervolume(points: list[Point], budget_ms: float) -> float:
@@ -57,7 +58,7 @@ def hypervolume(points: list[Point], budget_ms: float) -> float:
 
 
 def reference_points(study: optuna.Study) -> list[Point]:
-    return [_point(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [trial_point(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if "reference" in t.user_attrs]
 
 
@@ -96,4 +97,4 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
 
 
 __all__ = ["Point", "dominated_references", "failures", "hypervolume", "pareto_front",
-           "reference_points", "study_report"]
+           "reference_points", "study_report", "trial_point"]
