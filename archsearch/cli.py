@@ -45,9 +45,9 @@ def _millions(value: int) -> str:
 def references(as_json: JsonFlag = False) -> None:
     """List the reference networks with their parameters, MACs and input size."""
     from archsearch.references import load_reference, reference_names
-    from archsearch.summary import spec_summary
+    from archsearch.describe import spec_totals
 
-    rows = [spec_summary(load_reference(name)) for name in reference_names()]
+    rows = [spec_totals(load_reference(name)) for name in reference_names()]
     if as_json:
         _print_json(rows)
         return
@@ -64,9 +64,9 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a network stage by stage: each block's output shape, parameters and MACs."""
-    from archsearch.summary import resolve_spec_argument, spec_table, stage_totals
+    from archsearch.describe import resolve_spec_argument, spec_rows, stage_totals
 
-    data = spec_table(resolve_spec_argument(name_or_file))
+    data = spec_rows(resolve_spec_argument(name_or_file))
     if as_json:
         _print_json(data)
         return
@@ -86,9 +86,9 @@ def show(
 def validate(file: Annotated[str, typer.Argument(help="A spec file (.yaml/.yml/.json).")]) -> None:
     """Check a spec file; exit 0 if it describes a buildable network, 2 with the reason if not."""
     from archsearch.spec import load_spec
-    from archsearch.summary import spec_summary
+    from archsearch.describe import spec_totals
 
-    summary = spec_summary(load_spec(file))
+    summary = spec_totals(load_spec(file))
     console.print(f"ok: {summary['name']} ({summary['hash'][:12]}): {summary['params']:,} params, "
                   f"{_millions(summary['macs'])} MACs at {summary['input_size']}x{summary['input_size']}")
 
@@ -128,7 +128,7 @@ def latency(
 ) -> None:
     """Measure (or predict) batch-1 latency at the spec's input size, in a separate process."""
     from archsearch.latency import LatencyPredictor, measure_latency, measure_tflite
-    from archsearch.summary import resolve_spec_argument
+    from archsearch.describe import resolve_spec_argument
 
     if name_or_file.lower().endswith(".tflite"):
         if backend != "litert" or predict:

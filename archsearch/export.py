@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.errors import ArchsearchError, UnknownNameError
-from archsearch.files import safe_filename, written_atomically
+from archsearch.output_files import safe_filename, written_atomically
 from archsearch.spec import NetworkSpec, parse_spec, spec_hash, spec_to_yaml
 from archsearch.study import load_existing_study, pareto_front
 
@@ -81,7 +81,7 @@ def trial_spec(trial: FrozenTrial, study_name: str) -> NetworkSpec:
 
 
 def _trained_weights(study: optuna.Study, trial: FrozenTrial, url: str) -> bytes:
-    from archsearch.store import Store, TrialWeights
+    from archsearch.db import Store, TrialWeights
 
     # A duplicate reused an earlier trial's training: its weights are that trial's.
     owner = trial.user_attrs.get("duplicate_of", trial.number)

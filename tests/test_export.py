@@ -33,7 +33,7 @@ def exportable(trained_study):
 def trained_model(trained_study, exportable):
     """The trial's network with its stored weights, as the exports should carry it."""
     from archsearch.export import trained_model, trial_spec
-    from archsearch.store import Store, TrialWeights
+    from archsearch.db import Store, TrialWeights
 
     with Store(trained_study.storage).session() as session:
         weights = TrialWeights.get(session, trained_study.name, exportable.number).weights

@@ -24,7 +24,7 @@ from archsearch.latency import (
     measure_tflite,
 )
 from archsearch.latency.backends import BackendInfo
-from archsearch.store import NetworkLatency, PartLatency, Store
+from archsearch.db import NetworkLatency, PartLatency, Store
 
 
 @pytest.fixture()

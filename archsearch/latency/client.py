@@ -15,7 +15,7 @@ from typing import Any
 
 from archsearch.latency.backends import BackendInfo
 from archsearch.latency.timing import TimingPolicy
-from archsearch.store import cache_dir
+from archsearch.db import cache_dir
 
 
 def artifact_dir() -> Path:

@@ -13,7 +13,7 @@ from archsearch.latency.client import run_worker
 from archsearch.latency.device import device_info
 from archsearch.latency.timing import TimingPolicy
 from archsearch.spec import NetworkSpec, canonical_json, spec_hash, spec_to_dict
-from archsearch.store import NetworkLatency, Store
+from archsearch.db import NetworkLatency, Store
 
 
 class LatencyError(ArchsearchError):

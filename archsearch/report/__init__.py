@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from archsearch.errors import ArchsearchError
-from archsearch.files import safe_filename, written_atomically
+from archsearch.output_files import safe_filename, written_atomically
 from archsearch.report.info import FrontMember, HistoryStep, StudyView, TrialPoint, study_view
 
 

@@ -12,7 +12,7 @@ from html import escape
 import plotly.io
 import plotly.offline
 
-from archsearch.files import safe_filename
+from archsearch.output_files import safe_filename
 from archsearch.report.figures import (
     colour,
     cost_figure,

@@ -85,7 +85,7 @@ class StudyView:
         return self.history[-1].hypervolume if self.history else 0.0
 
 
-def spec_summary(spec_data: dict[str, Any]) -> str:
+def spec_oneline(spec_data: dict[str, Any]) -> str:
     """A one-line description of a spec for hover text: resolution, width, depth, kernels, SE."""
     try:
         spec = parse_spec(spec_data)
@@ -130,7 +130,7 @@ def _points(study: optuna.Study, front_numbers: set[int]) -> list[TrialPoint]:
             number=trial.number, accuracy=trial.values[0], latency_ms=trial.values[1], kind=kind,
             status=_status(trial), trained=bool(attrs.get("trained")), reference=attrs.get("reference"),
             params=attrs.get("params"), macs=attrs.get("macs"), p10_ms=protocol.get("p10_ms"),
-            p90_ms=protocol.get("p90_ms"), summary=spec_summary(attrs["spec"]) if "spec" in attrs else "",
+            p90_ms=protocol.get("p90_ms"), summary=spec_oneline(attrs["spec"]) if "spec" in attrs else "",
             duplicate_of=duplicate_of))
     return points
 
@@ -217,4 +217,4 @@ def study_view(study: optuna.Study, storage: str) -> StudyView:
         failures=failures(study))
 
 
-__all__ = ["FrontMember", "HistoryStep", "StudyView", "TrialPoint", "spec_summary", "study_view"]
+__all__ = ["FrontMember", "HistoryStep", "StudyView", "TrialPoint", "spec_oneline", "study_view"]

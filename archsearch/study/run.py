@@ -34,10 +34,10 @@ from archsearch.space import SearchSpace, load_space
 from archsearch.spec import NetworkSpec, canonical_json, spec_hash
 from archsearch.study.config import StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving, rung_population
-from archsearch.study.storage import ARCHSEARCH_DIRECTIONS, StudyError, is_sqlite, open_storage
+from archsearch.study.optuna_storage import ARCHSEARCH_DIRECTIONS, StudyError, is_sqlite, open_storage
 
 if TYPE_CHECKING:
-    from archsearch.store import Store
+    from archsearch.db import Store
 
 CONFIG_ATTR = "archsearch:config"
 MAX_MISSING_PARTS = 3
@@ -307,7 +307,7 @@ class StudyRunner:
 
     def _keep_weights(self, number: int, digest: str, weights: bytes) -> None:
         """Trained weights go beside the study (same database), so exports need no retraining."""
-        from archsearch.store import Store, TrialWeights
+        from archsearch.db import Store, TrialWeights
 
         if self._weights_store is None:
             self._weights_store = Store(self.url)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, S
 from sqlalchemy.orm import Session, sessionmaker
 
 from archsearch.errors import ArchsearchError
-from archsearch.store.models import Base
+from archsearch.db.models import Base
 
 
 class StoreError(ArchsearchError):

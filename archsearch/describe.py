@@ -1,4 +1,4 @@
-"""Summaries of specs for people and programs: per-stage rows and totals (no TensorFlow)."""
+"""Describing specs for people and programs: totals, per-block rows, per-stage sums (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def resolve_spec_argument(name_or_file: str) -> NetworkSpec:
     raise UnknownNameError("reference (and no such spec file)", name_or_file, reference_names())
 
 
-def spec_summary(spec: NetworkSpec) -> dict[str, Any]:
+def spec_totals(spec: NetworkSpec) -> dict[str, Any]:
     """Name, hash, input size and totals of a spec."""
     cost = network_cost(spec)
     return {
@@ -34,8 +34,8 @@ def spec_summary(spec: NetworkSpec) -> dict[str, Any]:
     }
 
 
-def spec_table(spec: NetworkSpec) -> dict[str, Any]:
-    """``spec_summary`` plus one row per declared block (repeats folded), stem and head."""
+def spec_rows(spec: NetworkSpec) -> dict[str, Any]:
+    """``spec_totals`` plus one row per declared block (repeats folded), stem and head."""
     cost = network_cost(spec)
     net = resolve(spec)
     rows: list[dict[str, Any]] = []
@@ -59,11 +59,11 @@ def spec_table(spec: NetworkSpec) -> dict[str, Any]:
         row = {"part": name, "stage": None, "block": part.summary, "repeats": 1, "output": list(part.out_shape),
                "params": part.cost.params, "macs": part.cost.macs}
         rows.insert(0, row) if name == "stem" else rows.append(row)
-    return {**spec_summary(spec), "rows": rows}
+    return {**spec_totals(spec), "rows": rows}
 
 
 def stage_totals(rows: list[dict[str, Any]]) -> dict[int, Cost]:
-    """Parameters and MACs per stage from ``spec_table`` rows."""
+    """Parameters and MACs per stage from ``spec_rows`` rows."""
     totals: dict[int, Cost] = {}
     for row in rows:
         if row["stage"] is not None:
