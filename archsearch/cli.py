@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
-import time
 from typing import Annotated, Any, Optional
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from archsearch.errors import ArchsearchError
 
@@ -44,18 +40,20 @@ def _millions(value: int) -> str:
 @app.command()
 def references(as_json: JsonFlag = False) -> None:
     """List the reference networks with their parameters, MACs and input size."""
-    from archsearch.references import load_reference, reference_names
     from archsearch.describe import spec_totals
+    from archsearch.references import load_reference, reference_names
 
     rows = [spec_totals(load_reference(name)) for name in reference_names()]
     if as_json:
         _print_json(rows)
         return
-    table = Table("name", "input", "params", "trainable", "MACs", "hash")
-    for row in rows:
-        table.add_row(row["name"], f"{row['input_size']}x{row['input_size']}", f"{row['params']:,}",
-                      f"{row['trainable_params']:,}", _millions(row["macs"]), row["hash"][:12])
-    console.print(table)
+    from archsearch.terminal import Col, fit_table
+
+    columns = [Col("name"), Col("input"), Col("params", justify="right"), Col("trainable", justify="right"),
+               Col("MACs", justify="right"), Col("hash")]
+    cells = [[row["name"], f"{row['input_size']}x{row['input_size']}", f"{row['params']:,}",
+              f"{row['trainable_params']:,}", _millions(row["macs"]), row["hash"][:12]] for row in rows]
+    console.print(fit_table(columns, cells, console=console, drop=["hash", "trainable"]))
 
 
 @app.command()
@@ -70,12 +68,14 @@ def show(
     if as_json:
         _print_json(data)
         return
-    table = Table("part", "block", "x", "output", "params", "MACs", title=f"{data['name']}  ({data['hash'][:12]})")
-    for row in data["rows"]:
-        h, w, c = row["output"]
-        table.add_row(row["part"], row["block"], str(row["repeats"]), f"{h}x{w}x{c}", f"{row['params']:,}",
-                      _millions(row["macs"]))
-    console.print(table)
+    from archsearch.terminal import Col, fit_table
+
+    columns = [Col("part"), Col("block", "text"), Col("x", justify="right"), Col("output"),
+               Col("params", justify="right"), Col("MACs", justify="right")]
+    cells = [[row["part"], row["block"], str(row["repeats"]), "x".join(map(str, row["output"])),
+              f"{row['params']:,}", _millions(row["macs"])] for row in data["rows"]]
+    console.print(fit_table(columns, cells, console=console, drop=["output", "MACs"],
+                            title=f"{data['name']}  ({data['hash'][:12]})"))
     for stage, cost in stage_totals(data["rows"]).items():
         console.print(f"stage {stage}: {cost.params:,} params, {_millions(cost.macs)} MACs")
     console.print(f"total: {data['params']:,} params ({data['trainable_params']:,} trainable), "
@@ -85,8 +85,8 @@ def show(
 @app.command()
 def validate(file: Annotated[str, typer.Argument(help="A spec file (.yaml/.yml/.json).")]) -> None:
     """Check a spec file; exit 0 if it describes a buildable network, 2 with the reason if not."""
-    from archsearch.spec import load_spec
     from archsearch.describe import spec_totals
+    from archsearch.spec import load_spec
 
     summary = spec_totals(load_spec(file))
     console.print(f"ok: {summary['name']} ({summary['hash'][:12]}): {summary['params']:,} params, "
@@ -107,11 +107,13 @@ def spaces(as_json: JsonFlag = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("name", "size", "parameters", "family", "references")
-    for row in rows:
-        table.add_row(row["name"], f"{row['size']:,}", str(row["parameters"]), row["family"],
-                      ", ".join(row["references"]))
-    console.print(table)
+    from archsearch.terminal import Col, fit_table
+
+    columns = [Col("name"), Col("size", justify="right"), Col("parameters", justify="right"), Col("family"),
+               Col("references", "text"), Col("description", "text", min_width=24)]
+    cells = [[row["name"], f"{row['size']:,}", str(row["parameters"]), row["family"] or "-",
+              "\n".join(row["references"]) or "-", row["description"] or ""] for row in rows]
+    console.print(fit_table(columns, cells, console=console, drop=["description", "family", "parameters"]))
 
 
 @app.command()
@@ -127,8 +129,8 @@ def latency(
     as_json: JsonFlag = False,
 ) -> None:
     """Measure (or predict) batch-1 latency at the spec's input size, in a separate process."""
-    from archsearch.latency import LatencyPredictor, measure_latency, measure_tflite
     from archsearch.describe import resolve_spec_argument
+    from archsearch.latency import LatencyPredictor, measure_latency, measure_tflite
 
     if name_or_file.lower().endswith(".tflite"):
         if backend != "litert" or predict:
@@ -168,28 +170,6 @@ def latency(
     )
 
 
-def _load_run_config(config_file: str | None, flags: dict[str, Any]) -> Any:
-    from archsearch.spec import read_document
-    from archsearch.study import StudyConfig
-
-    data: dict[str, Any] = {}
-    if config_file:
-        document = read_document(config_file)
-        if not isinstance(document, dict):
-            raise ArchsearchError(f"{config_file}: a study config must be a mapping of settings")
-        data.update(document)
-    data.update({k: v for k, v in flags.items() if v is not None})
-    if "budget_ms" not in data:
-        raise ArchsearchError("--budget-ms is required (or budget_ms in --config)")
-    try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as error:
-        from archsearch.spec import format_validation_error
-
-        where = f"{config_file}: " if config_file else ""
-        raise ArchsearchError(where + format_validation_error(error).replace("budget_ms", "--budget-ms")) from None
-
-
 @app.command()
 def run(
     budget_ms: Annotated[Optional[str], typer.Option("--budget-ms",
@@ -213,30 +193,22 @@ def run(
                                                   help="A study written down as YAML (flags override it).")] = None,
 ) -> None:
     """Search a space under a measured latency budget; store every trial; print the Pareto front."""
-    from archsearch.study import StudyRunner
+    from archsearch.report import write_dashboard
+    from archsearch.study import StudyRunner, load_study_config, parse_budget_ms
 
-    flags: dict[str, Any] = {"space": space, "name": study, "trials": trials, "timeout_minutes": timeout,
-                             "dataset": dataset, "train_size": train_size, "epochs": epochs, "storage": storage,
-                             "seed": seed, "threads": threads, "sampler": sampler, "references": references}
-    if budget_ms is not None:
-        try:
-            flags["budget_ms"] = float(budget_ms)
-        except ValueError:
-            raise ArchsearchError(f"--budget-ms must be a number of milliseconds, got {budget_ms!r}") from None
-        if not math.isfinite(flags["budget_ms"]):
-            raise ArchsearchError(f"--budget-ms must be a finite number of milliseconds, got {budget_ms!r}")
-    settings = _load_run_config(config, flags)
+    settings = load_study_config(
+        config, budget_ms=None if budget_ms is None else parse_budget_ms(budget_ms), space=space, name=study,
+        trials=trials, timeout_minutes=timeout, dataset=dataset, train_size=train_size, epochs=epochs,
+        storage=storage, seed=seed, threads=threads, sampler=sampler, references=references)
     _quiet_optuna()
     runner = StudyRunner(settings)  # validates data, space, storage and resume before any display
     console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "
-                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.url}")
-    with _StudyProgress(settings) as progress:
+                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.shown_url}")
+    with _StudyProgress() as progress:
         runner.progress = progress
         result = runner.run()
-    _print_study(result, settings.storage_url())
-    from archsearch.report import write_dashboard
-
-    console.print(f"dashboard: {write_dashboard([settings.name], settings.storage_url())}")
+    _print_study(result, runner.url)
+    console.print(f"dashboard: {write_dashboard([result], runner.url)}")
 
 
 def _quiet_optuna() -> None:
@@ -252,14 +224,12 @@ def _quiet_optuna() -> None:
 class _StudyProgress:
     """Trial n/N, best feasible accuracy, front size and time left, on one live line."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.config = config
-        self.started = time.monotonic()
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
                             transient=False)
-        self.task = self.bar.add_task("starting", total=config.trials)
+        self.task = self.bar.add_task("starting", total=None)
 
     def __enter__(self) -> _StudyProgress:
         self.bar.start()
@@ -269,25 +239,21 @@ class _StudyProgress:
         self.bar.stop()
 
     def __call__(self, study: Any, report: Any) -> None:
-        from archsearch.study import pareto_front, search_trials
-
-        done = len(search_trials(study))
-        front = [p for p in pareto_front(study)]
-        best = max((p.accuracy for p in front), default=None)
-        elapsed = time.monotonic() - self.started
+        progress = report.progress
+        total = progress.total or "∞"
         left = ""
-        if self.config.trials and done:
-            left = f" · ~{max(0.0, elapsed / max(done, 1) * (self.config.trials - done)) / 60:.1f} min left"
-        if self.config.timeout_minutes:
-            left += f" · {max(0.0, self.config.timeout_minutes - elapsed / 60):.1f} min of timeout left"
-        what = f"reference {report.reference}" if report.reference else f"trial {done}/{self.config.trials or '∞'}"
+        if progress.seconds_left is not None:
+            left = f" · ~{progress.seconds_left / 60:.1f} min left"
+        if progress.timeout_left_seconds is not None:
+            left += f" · {progress.timeout_left_seconds / 60:.1f} min of timeout left"
+        what = f"reference {report.reference}" if report.reference else f"trial {progress.done}/{total}"
         result = (f"acc {report.accuracy:.3f}, {report.latency_ms:.2f} ms" if report.accuracy is not None
                   else (report.reason or ""))
         self.bar.console.print(f"#{report.number} {what}: {report.status} ({result}) in {report.seconds:.0f} s")
-        best_text = f"{best:.3f}" if best is not None else "-"
-        self.bar.update(self.task, completed=done,
-                        description=f"trial {done}/{self.config.trials or '∞'} · best feasible acc {best_text} · "
-                                    f"front {len(front)}{left}")
+        best = f"{progress.best_accuracy:.3f}" if progress.best_accuracy is not None else "-"
+        self.bar.update(self.task, total=progress.total, completed=progress.done,
+                        description=f"trial {progress.done}/{total} · best feasible acc {best} · "
+                                    f"front {progress.front_size}{left}")
 
 
 def _print_study(study: Any, storage_url: str) -> None:
@@ -295,18 +261,20 @@ def _print_study(study: Any, storage_url: str) -> None:
 
     report = study_report(study, storage_url)
     _print_front(report)
-    console.print(f"database: {storage_url}")
+    console.print(f"database: {report['storage']}")
 
 
 def _print_front(report: dict[str, Any]) -> None:
-    table = Table("trial", "accuracy", "latency ms", "params", "MACs", "network",
-                  title=f"Pareto front of {report['study']} (budget {report['budget_ms']} ms)")
-    for point in report["front"]:
-        table.add_row(str(point["number"]), f"{point['accuracy']:.4f}", f"{point['latency_ms']:.3f}",
-                      f"{point['params']:,}" if point["params"] else "-",
-                      _millions(point["macs"]) if point["macs"] else "-",
-                      point["reference"] or point["name"] or "")
-    console.print(table)
+    from archsearch.terminal import Col, fit_table
+
+    columns = [Col("trial", justify="right"), Col("accuracy", justify="right"), Col("latency ms", justify="right"),
+               Col("params", justify="right"), Col("MACs", justify="right"), Col("network")]
+    cells = [[str(point["number"]), f"{point['accuracy']:.4f}", f"{point['latency_ms']:.3f}",
+              f"{point['params']:,}" if point["params"] else "-",
+              _millions(point["macs"]) if point["macs"] else "-",
+              point["reference"] or point["name"] or ""] for point in report["front"]]
+    console.print(fit_table(columns, cells, console=console, drop=["MACs", "params"],
+                            title=f"Pareto front of {report['study']} (budget {report['budget_ms']} ms)"))
     for name, dominators in report["dominated_references"].items():
         if dominators:
             console.print(f"{name} is dominated by trial(s) {', '.join(map(str, dominators))}")
@@ -318,17 +286,28 @@ def _print_front(report: dict[str, Any]) -> None:
 def studies(storage: StudyStorage = None, as_json: JsonFlag = False) -> None:
     """List studies with their trial counts and storage."""
     from archsearch.study import list_studies
+    from archsearch.urls import shown_url
 
-    rows = [{"study": summary.study_name, "trials": summary.n_trials, "storage": url,
+    rows = [{"study": summary.study_name, "trials": summary.n_trials, "storage": shown_url(url),
              "started": summary.datetime_start.isoformat() if summary.datetime_start else None}
             for url, summary in list_studies(storage)]
     if as_json:
         _print_json(rows)
         return
-    table = Table("study", "trials", "started", "storage")
-    for row in rows:
-        table.add_row(row["study"], str(row["trials"]), row["started"] or "-", row["storage"])
+    from archsearch.terminal import Col, fit_table, headers
+
+    # the start time may wrap between date and time; the storage URL may fold; study names stay whole
+    columns = [Col("study"), Col("trials", justify="right"), Col("started", "text"),
+               Col("storage", "fold", min_width=16)]
+    cells = [[row["study"], str(row["trials"]), (row["started"] or "-").replace("T", " ", 1), row["storage"]]
+             for row in rows]
+    table = fit_table(columns, cells, console=console, drop=["started", "storage"])
     console.print(table)
+    if rows and "storage" not in headers(table):  # too narrow for the column: the storage on lines of its own
+        urls = {row["storage"] for row in rows}
+        for line in ([f"storage: {urls.pop()}"] if len(urls) == 1 else
+                     [f"{row['study']}: {row['storage']}" for row in rows]):
+            console.print(line, markup=False, highlight=False)
 
 
 @app.command("show-study")
@@ -342,8 +321,8 @@ def show_study(name: Annotated[str, typer.Argument(help="Study name.")], storage
     if as_json:
         _print_json(report)
         return
-    console.print(f"{report['study']}: {report['trials']} trials "
-                  f"({', '.join(f'{v} {k}' for k, v in sorted(report['by_status'].items()))}); storage {url}")
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(report["by_status"].items()))
+    console.print(f"{report['study']}: {report['trials']} trials ({counts}); storage {report['storage']}")
     _print_front(report)
     for ref in report["references"]:
         console.print(f"reference {ref['reference']}: accuracy {ref['accuracy']:.4f}, {ref['latency_ms']:.3f} ms "
@@ -394,8 +373,9 @@ def export(
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
-    # TensorFlow's C++ start-up chatter (CPU features, missing CUDA) is not for our users.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from archsearch.quiet import quiet_tensorflow_startup
+
+    quiet_tensorflow_startup()  # TensorFlow's C++ start-up lines (oneDNN, no CUDA) are not for our users
     try:
         code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
         if isinstance(code, int) and code:

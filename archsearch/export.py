@@ -26,6 +26,8 @@ from archsearch.errors import ArchsearchError, UnknownNameError
 from archsearch.output_files import safe_filename, written_atomically
 from archsearch.spec import NetworkSpec, parse_spec, spec_hash, spec_to_yaml
 from archsearch.study import load_existing_study, pareto_front
+from archsearch.study.record import TrialRecord, records
+from archsearch.study.weights import MissingWeightsError, TrialWeightStore
 
 FORMATS: dict[str, str] = {"yaml": ".yaml", "keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
 """Export format -> file suffix."""
@@ -44,53 +46,50 @@ class Exported:
     path: Path
 
 
-def exportable_trial(study: optuna.Study, number: int) -> FrozenTrial:
+def exportable_trial(study: optuna.Study, number: int) -> TrialRecord:
     """The trial ``number`` of ``study`` if it can be exported, else ``ExportError`` saying why."""
-    trials = study.get_trials(deepcopy=False)
-    by_number = {t.number: t for t in trials}
+    by_number = {r.number: r for r in records(study)}
     if number not in by_number:
-        span = f"trials 0-{len(trials) - 1}" if trials else "no trials"
+        span = f"trials 0-{len(by_number) - 1}" if by_number else "no trials"
         raise ExportError(f"study {study.study_name!r} has no trial {number} ({span})")
-    trial = by_number[number]
-    attrs = trial.user_attrs
-    if trial.state == TrialState.FAIL:
-        raise ExportError(f"trial {number} failed ({attrs.get('failure_reason', 'no reason recorded')}); "
+    record = by_number[number]
+    if record.state == TrialState.FAIL:
+        raise ExportError(f"trial {number} failed ({record.failure_reason or 'no reason recorded'}); "
                           "nothing to export")
-    if trial.state == TrialState.PRUNED:
+    if record.state == TrialState.PRUNED:
         raise ExportError(f"trial {number} was stopped early and never fully trained; nothing to export")
-    if trial.state != TrialState.COMPLETE:
-        raise ExportError(f"trial {number} is {trial.state.name.lower()}; only complete trials export")
-    if "spec" not in attrs:
+    if not record.is_complete:
+        raise ExportError(f"trial {number} is {record.state.name.lower()}; only complete trials export")
+    if record.spec is None:
         raise ExportError(f"trial {number} was not made by archsearch (no spec recorded)")
-    over = max(trial.constraints.values(), default=0.0)
+    over = max(record.constraints.values(), default=0.0)
     if over > 0:
-        budget = trial.values[1] - over
-        raise ExportError(f"trial {number} is infeasible: {trial.values[1]:.2f} ms is over the {budget:g} ms budget"
-                          f" ({attrs.get('status', 'over budget')}); only trials within the budget export")
-    return trial
+        latency = record.values[1] if record.values else float("nan")
+        raise ExportError(f"trial {number} is infeasible: {latency:.2f} ms is over the {latency - over:g} ms budget"
+                          f" ({record.status or 'over budget'}); only trials within the budget export")
+    return record
 
 
-def trial_spec(trial: FrozenTrial, study_name: str) -> NetworkSpec:
+def trial_spec(record: TrialRecord | FrozenTrial, study_name: str) -> NetworkSpec:
     """The trial's spec as searched (same hash as recorded), named after the study and trial."""
-    data = dict(trial.user_attrs["spec"])
-    data["name"] = f"{study_name}-trial{trial.number}"
-    spec = parse_spec(data, source=f"trial {trial.number}")
-    if spec_hash(spec) != trial.user_attrs.get("spec_hash"):
-        raise ExportError(f"trial {trial.number}: the stored spec does not match its recorded hash")
+    if isinstance(record, FrozenTrial):
+        record = TrialRecord.of(record)
+    data = dict(record.spec or {})
+    data["name"] = f"{study_name}-trial{record.number}"
+    spec = parse_spec(data, source=f"trial {record.number}")
+    if spec_hash(spec) != record.spec_hash:
+        raise ExportError(f"trial {record.number}: the stored spec does not match its recorded hash")
     return spec
 
 
-def _trained_weights(study: optuna.Study, trial: FrozenTrial, url: str) -> bytes:
-    from archsearch.db import Store, TrialWeights
-
+def _trained_weights(study: optuna.Study, record: TrialRecord, url: str) -> bytes:
     # A duplicate reused an earlier trial's training: its weights are that trial's.
-    owner = trial.user_attrs.get("duplicate_of", trial.number)
-    with Store(url).session() as session:
-        row = TrialWeights.get(session, study.study_name, owner)
-        if row is None or row.spec_hash != trial.user_attrs["spec_hash"]:
-            raise ExportError(f"trial {trial.number} has no stored trained weights (trained by an archsearch that "
-                              "did not keep them?); export it as yaml, or run the spec again")
-        return row.weights
+    owner = record.duplicate_of if record.duplicate_of is not None else record.number
+    try:
+        return TrialWeightStore(url, study.study_name).load(owner, record.spec_hash or "")
+    except MissingWeightsError:
+        raise ExportError(f"trial {record.number} has no stored trained weights (trained by an archsearch that "
+                          "did not keep them?); export it as yaml, or run the spec again") from None
 
 
 def trained_model(spec: NetworkSpec, weights: bytes) -> Any:
@@ -146,7 +145,7 @@ def default_path(study_name: str, number: int, fmt: str, folder: str | Path = "e
     return Path(folder) / safe_filename(study_name) / f"trial{number}{FORMATS[fmt]}"
 
 
-def _export_one(study: optuna.Study, url: str, trial: FrozenTrial, fmt: str, path: Path) -> Exported:
+def _export_one(study: optuna.Study, url: str, trial: TrialRecord, fmt: str, path: Path) -> Exported:
     spec = trial_spec(trial, study.study_name)
     if fmt == "keras" and path.suffix != ".keras":
         raise ExportError(f"{path}: a Keras model file must end in .keras")

@@ -38,7 +38,7 @@ class TrainingError(ArchsearchError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How candidates are trained; part of a study's recorded configuration."""
+    """The proxy-training recipe: the one source of its defaults (the study and Keras Tuner read them here)."""
 
     epochs: int = 6
     batch_size: int = 64
@@ -63,16 +63,34 @@ EpochHook = Callable[[int, dict[str, float]], bool]
 """Called after each epoch with (epochs done, metrics); returning False stops training."""
 
 
-def training_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig) -> NetworkSpec:
-    """The copy of ``spec`` that is trained: dataset resolution and classes, proxy BatchNorm momentum."""
+def proxy_spec(spec: NetworkSpec, image_size: int, classes: int, batchnorm_momentum: float) -> NetworkSpec:
+    """The copy of ``spec`` that is trained: training resolution and classes, proxy BatchNorm momentum."""
     data = spec_to_dict(spec)
-    data["input"]["size"] = dataset.image_size
-    data["classes"] = dataset.classes
-    data["batchnorm"]["momentum"] = config.batchnorm_momentum
+    data["input"]["size"] = image_size
+    data["classes"] = classes
+    data["batchnorm"]["momentum"] = batchnorm_momentum
     try:
         return parse_spec(data)
     except SpecError as error:
-        raise TrainingError(f"cannot train at {dataset.image_size}x{dataset.image_size}: {error}") from None
+        raise TrainingError(f"cannot train at {image_size}x{image_size}: {error}") from None
+
+
+def training_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig) -> NetworkSpec:
+    """``proxy_spec`` at the dataset's resolution and classes."""
+    return proxy_spec(spec, dataset.image_size, dataset.classes, config.batchnorm_momentum)
+
+
+def compile_for_training(model: keras.Model, config: TrainConfig) -> None:
+    """Compile ``model`` with the recipe's optimizer, loss and metric (AdamW, sparse cross-entropy, accuracy).
+
+    The learning rate is a plain value, not a LearningRateSchedule: Keras evaluates a
+    schedule once per variable in the traced step (~3 s more tracing for a MobileNet).
+    ``train_spec`` sets it per epoch (``cosine_learning_rate``).
+    """
+    import keras
+
+    model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 def model_inputs(spec: NetworkSpec, images: np.ndarray) -> np.ndarray:
@@ -109,10 +127,7 @@ def train_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig = TrainC
     trained = training_spec(spec, dataset, config)
     keras.utils.set_random_seed(config.seed)
     model = compile_model(trained)
-    # A plain learning rate set per epoch, not a LearningRateSchedule: Keras evaluates a
-    # schedule once per variable in the traced step (~3 s more tracing for a MobileNet).
-    model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_for_training(model, config)
     x_train, x_val = model_inputs(trained, dataset.x_train), model_inputs(trained, dataset.x_val)
     prepare_training(model, x_train, dataset.y_train)
 

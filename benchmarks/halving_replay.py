@@ -29,9 +29,11 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from results_file import write_results  # benchmarks/ is the script folder: on sys.path
 
 from archsearch.study import Point, hypervolume, trial_point
 from archsearch.study.fidelity import RungEntry, SuccessiveHalving
+from archsearch.study.record import TrialRecord, recorded_config
 
 Rule = Callable[[RungEntry, list[RungEntry]], bool]
 """(candidate, population at the rung) -> whether the candidate goes on."""
@@ -112,15 +114,14 @@ def main() -> None:
     args = parser.parse_args()
 
     study = optuna.load_study(study_name=args.study, storage=args.storage)
-    config = study.user_attrs["archsearch:config"]
+    config = recorded_config(study)
     budget, epochs = float(config["budget_ms"]), int(config["epochs"])
     if config.get("multi_fidelity", True):
         raise SystemExit(f"study {args.study!r} stopped candidates early: replay needs one trained fully")
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    candidates = [Candidate(t, float(t.user_attrs["screen_latency_ms"]), t.user_attrs["history"],
-                            "reference" in t.user_attrs)
-                  for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("trained")
-                  and "duplicate_of" not in t.user_attrs and len(t.user_attrs.get("history") or []) == epochs]
+    candidates = [Candidate(t, float(r.screen_latency_ms), r.history, r.is_reference)
+                  for t in trials if (r := TrialRecord.of(t)).state == TrialState.COMPLETE and r.trained
+                  and not r.is_duplicate and len(r.history) == epochs]
     total = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials
                 if t.datetime_complete is not None and t.datetime_start is not None)
     rung = SuccessiveHalving(epochs, args.eta).rungs[0]
@@ -128,10 +129,7 @@ def main() -> None:
             "wall_seconds": total}
     for name, rule in (("dominated", dominated_rule(args.eta, epochs)), ("rank", rank_rule(args.eta))):
         rows[name] = replay(candidates, rung, rule, budget, total)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": {**vars(args), "budget_ms": budget, "epochs": epochs}, **rows},
-                              indent=2) + "\n")
+    out = write_results(args.out, {"settings": {**vars(args), "budget_ms": budget, "epochs": epochs}, **rows})
     print(json.dumps(rows, indent=2))
     print(f"wrote {out}")
 

@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 
 import keras_tuner
+from results_file import write_results  # benchmarks/ is the script folder: on sys.path
 
 from archsearch.data import load_dataset
 from archsearch.integrations.keras_tuner import OBJECTIVE, SpaceHyperModel
 from archsearch.study import Point, StudyConfig, hypervolume, pareto_front, run_study, search_trials
+from archsearch.study.record import TrialRecord
 
 
 def run_archsearch(args: argparse.Namespace, folder: Path) -> dict[str, object]:
@@ -35,10 +37,10 @@ def run_archsearch(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     study = run_study(config)
     seconds = time.perf_counter() - started
     trials = search_trials(study)
-    statuses = [t.user_attrs.get("status", t.state.name.lower()) for t in trials]
+    statuses = [TrialRecord.of(t).label for t in trials]
     front = pareto_front(study)
     return {"searcher": "archsearch (tpe + halving)", "seconds": seconds, "trials": len(trials),
-            "trained": sum(1 for t in trials if t.user_attrs.get("trained")),
+            "trained": sum(1 for t in trials if TrialRecord.of(t).trained),
             "feasible": statuses.count("complete"), "front_size": len(front),
             "hypervolume": hypervolume(front, args.budget_ms),
             "best_accuracy": max((p.accuracy for p in front), default=0.0)}
@@ -97,9 +99,7 @@ def main() -> None:
     for row in rows:
         print(json.dumps(row), flush=True)
     ratio = rows[0]["hypervolume"] / rows[1]["hypervolume"] if rows[1]["hypervolume"] else None
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(args), "rows": rows, "hypervolume_ratio": ratio}, indent=2) + "\n")
+    out = write_results(args.out, {"settings": vars(args), "rows": rows, "hypervolume_ratio": ratio})
     print(f"\n{'searcher':26s} {'trials':>6s} {'trained':>7s} {'front':>5s} {'hypervolume':>11s} {'best acc':>8s}")
     for row in rows:
         print(f"{row['searcher']:26s} {row['trials']:6d} {row['trained']:7d} {row['front_size']:5d} "

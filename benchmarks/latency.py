@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_file import write_results  # benchmarks/ is the script folder: on sys.path
 from scipy.stats import spearmanr
 
 import archsearch
@@ -112,9 +113,7 @@ def main() -> None:
              "macs": archsearch.count_macs(specs[name]), "measured_ms": [float(m) for m in medians[:, i]],
              "cv": float(cv[i]), "predicted_ms": float(predicted[i]), "error": float(error[i])}
             for i, name in enumerate(names)]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "networks": rows}, indent=2) + "\n")
+    out = write_results(args.out, {"summary": summary, "networks": rows})
 
     print(f"\n{'network':22s} {'size':>4s} {'measured':>9s} {'cv':>6s} {'predicted':>9s} {'error':>7s}")
     for row in rows:
@@ -163,7 +162,7 @@ def recalibrate(args: argparse.Namespace) -> None:
                               recalibrated=True)
     for row, value in zip(rows, predicted):
         row["predicted_ms"], row["error"] = float(value), float((value - row["measured_ms"][-1]) / row["measured_ms"][-1])
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     print(json.dumps({k: results["summary"][k] for k in ("within_10_percent", "rmspe", "spearman",
                                                          "repeatability_cv_median", "prediction_speedup")}, indent=2))
 

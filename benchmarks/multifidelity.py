@@ -17,7 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write_results  # benchmarks/ is the script folder: on sys.path
+
 from archsearch.study import StudyConfig, hypervolume, pareto_front, run_study, search_trials
+from archsearch.study.record import TrialRecord
 
 
 def main() -> None:
@@ -44,7 +47,7 @@ def main() -> None:
         study = run_study(config)
         hours = (time.perf_counter() - started) / 3600
         trials = search_trials(study)
-        statuses = [t.user_attrs.get("status", t.state.name.lower()) for t in trials]
+        statuses = [TrialRecord.of(t).label for t in trials]
         volume = hypervolume(pareto_front(study), args.budget_ms)
         row = {"multi_fidelity": multi_fidelity, "storage": storage, "hours": hours, "trials": len(trials),
                "trained_fully": statuses.count("complete") + statuses.count("over_budget"),
@@ -55,9 +58,7 @@ def main() -> None:
                "front_size": len(pareto_front(study))}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    out = write_results(args.out, {"settings": vars(args), "rows": rows})
     print(f"\n{'mode':18s} {'trials':>6s} {'stopped':>7s} {'hypervolume':>11s} {'per hour':>9s}")
     for row in rows:
         mode = "successive halving" if row["multi_fidelity"] else "full training"

@@ -11,12 +11,12 @@ reports the ratio of medians. Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from results_file import write_results  # benchmarks/ is the script folder: on sys.path
 
 import archsearch
 from archsearch.latency import device_info, measure_latency, measure_tflite
@@ -63,9 +63,7 @@ def main() -> None:
                      "ratio": ratio})
         print(f"{name:20s} archsearch {np.median(ours):7.3f} ms   keras.applications {np.median(theirs):7.3f} ms   "
               f"ratio {ratio:.3f}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": device_info().as_dict(), "threads": args.threads, "rows": rows}, indent=2) + "\n")
+    out = write_results(args.out, {"device": device_info().as_dict(), "threads": args.threads, "rows": rows})
     print(f"wrote {out}")
 
 

@@ -18,7 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_file import write_results  # benchmarks/ is the script folder: on sys.path
+
 from archsearch.study import StudyConfig, hypervolume, pareto_front, run_study, search_trials
+from archsearch.study.record import TrialRecord
 
 
 def main() -> None:
@@ -42,7 +45,7 @@ def main() -> None:
         study = run_study(config)
         seconds = time.perf_counter() - started
         trials = search_trials(study)
-        statuses = [t.user_attrs.get("status", t.state.name.lower()) for t in trials]
+        statuses = [TrialRecord.of(t).label for t in trials]
         front = pareto_front(study)
         row = {"sampler": sampler, "trials": len(trials), "seconds": seconds,
                "hypervolume": hypervolume(front, args.budget_ms), "front_size": len(front),
@@ -53,9 +56,7 @@ def main() -> None:
                "best_accuracy": max((p.accuracy for p in front), default=0.0)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2) + "\n")
+    out = write_results(args.out, {"settings": vars(args), "rows": rows})
     print(f"\n{'sampler':8s} {'hypervolume':>11s} {'front':>5s} {'feasible':>8s} {'rejected':>8s} {'best acc':>8s}")
     for row in rows:  # rejected: before training, on a predicted or a measured latency
         print(f"{row['sampler']:8s} {row['hypervolume']:11.3f} {row['front_size']:5d} {row['feasible_share']:8.0%} "

@@ -123,23 +123,43 @@ class TrainedStudy:
     budget_ms: float
 
 
+def budget_between_tiny_and_reference(space_path: Path, storage: str) -> float:
+    """A budget that admits every network of the tiny space and keeps MobileNetV3-Small out, on this host.
+
+    Both are measured here, in the study's own latency cache (the study then reuses the
+    figures), and the budget is their geometric mean, so it holds on hosts of any speed.
+    """
+    from archsearch.latency import measure_latency
+    from archsearch.references import load_reference
+    from archsearch.space import load_space
+
+    space = load_space(str(space_path)).with_overrides(classes=10)
+    largest = space.spec_at({p.name: max(p.choices) for p in space.parameters})  # every choice at its largest
+    tiny = measure_latency(largest, storage=storage).median_ms
+    reference = measure_latency(load_reference("mobilenet_v3_small", classes=10), storage=storage).median_ms
+    assert reference > 2 * tiny, f"MobileNetV3-Small ({reference:.3f} ms) is not clearly slower than the tiny space"
+    return (tiny * reference) ** 0.5
+
+
 @pytest.fixture(scope="session")
 def trained_study(tmp_path_factory) -> TrainedStudy:
     """A real study shared by the dashboard and export tests: the tiny space, a reference, trained trials.
 
-    The budget (1.5 ms) lets the tiny networks in and keeps the MobileNetV3-Small
-    reference (about 2 ms here) out, so the study has feasible and infeasible trials.
+    The budget lets every tiny network in and keeps the MobileNetV3-Small reference out
+    (``budget_between_tiny_and_reference``), so the study has feasible and infeasible trials.
     """
     from archsearch.study import StudyConfig, run_study
 
     root = write_tiny_inputs(tmp_path_factory.mktemp("trained"))
     storage = f"sqlite:///{root / 'studies' / 'shop.db'}"
-    settings = StudyConfig(name="shop", space=str(root / "tiny_space.yaml"), dataset=str(root / "tiny.npz"),
-                           budget_ms=1.5, trials=3, epochs=2, references=True, seed=3, storage=storage)
+    (root / "studies").mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ARCHSEARCH_CACHE_DIR", str(root / "cache"))
+        budget = budget_between_tiny_and_reference(root / "tiny_space.yaml", storage)
+        settings = StudyConfig(name="shop", space=str(root / "tiny_space.yaml"), dataset=str(root / "tiny.npz"),
+                               budget_ms=budget, trials=3, epochs=2, references=True, seed=3, storage=storage)
         run_study(settings)
-    return TrainedStudy(root, "shop", storage, 1.5)
+    return TrainedStudy(root, "shop", storage, budget)
 
 
 CHROMIUM = "/usr/bin/chromium"

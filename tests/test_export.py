@@ -32,8 +32,8 @@ def exportable(trained_study):
 @pytest.fixture(scope="module")
 def trained_model(trained_study, exportable):
     """The trial's network with its stored weights, as the exports should carry it."""
-    from archsearch.export import trained_model, trial_spec
     from archsearch.db import Store, TrialWeights
+    from archsearch.export import trained_model, trial_spec
 
     with Store(trained_study.storage).session() as session:
         weights = TrialWeights.get(session, trained_study.name, exportable.number).weights

@@ -11,8 +11,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archsearch.errors import ArchsearchError
 from archsearch.db.models import Base
+from archsearch.errors import ArchsearchError
+from archsearch.urls import scrubbed
 
 
 class StoreError(ArchsearchError):
@@ -42,21 +43,37 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 class Store:
-    """archsearch's tables in one database (its own, or a study's beside Optuna's)."""
+    """archsearch's tables in one database (its own, or a study's beside Optuna's).
+
+    ``Store.at(url)`` shares one engine per URL within a process; creating an engine and
+    checking the schema on every measurement cost more than the query.
+    """
+
+    _open: dict[str, Store] = {}
+
+    @classmethod
+    def at(cls, url: str | None = None) -> Store:
+        """The process's store for ``url`` (default: the user cache), opened on first use."""
+        key = url or default_cache_url()
+        store = cls._open.get(key)
+        if store is None:
+            store = cls._open[key] = cls(key)
+        return store
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_cache_url()
         try:
             self.engine: Engine = create_engine(self.url)
         except (ArgumentError, NoSuchModuleError, ValueError) as error:
-            raise StoreError(f"cannot use storage URL {self.url!r}: {error}") from None
+            raise StoreError(scrubbed(f"cannot use storage URL {self.url!r}: {error}", self.url)) from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             Base.metadata.create_all(self.engine)
         except (OperationalError, SQLAlchemyError) as error:
             cause = getattr(error, "orig", None) or error
-            raise StoreError(f"cannot open storage {self.url!r}: {str(cause).strip().splitlines()[0]}") from None
+            reason = str(cause).strip().splitlines()[0]
+            raise StoreError(scrubbed(f"cannot open storage {self.url!r}: {reason}", self.url)) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

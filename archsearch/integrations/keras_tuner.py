@@ -28,8 +28,8 @@ import numpy as np
 
 from archsearch.errors import ArchsearchError
 from archsearch.space import Parameter, SearchSpace, load_space
-from archsearch.spec import NetworkSpec, parse_spec, spec_to_dict
-from archsearch.train import model_inputs, prepare_training
+from archsearch.spec import NetworkSpec
+from archsearch.train import TrainConfig, compile_for_training, model_inputs, prepare_training, proxy_spec
 
 OBJECTIVE = "val_accuracy"
 _SCALAR_TYPES = (bool, int, float, str)
@@ -58,8 +58,9 @@ class SpaceHyperModel(keras_tuner.HyperModel):
 
     def __init__(self, space: str | SearchSpace, budget_ms: float, image_size: int, classes: int, *,
                  backend: str = "litert", threads: int = 1, storage: str | None = None,
-                 learning_rate: float = 3e-3, weight_decay: float = 1e-4, batchnorm_momentum: float = 0.9,
-                 seed: int = 0, name: str | None = None) -> None:
+                 learning_rate: float = TrainConfig.learning_rate, weight_decay: float = TrainConfig.weight_decay,
+                 batchnorm_momentum: float = TrainConfig.batchnorm_momentum, seed: int = TrainConfig.seed,
+                 name: str | None = None) -> None:
         if not budget_ms > 0:
             raise ArchsearchError(f"budget_ms must be a positive number of milliseconds, got {budget_ms!r}")
         loaded = load_space(space) if isinstance(space, str) else space
@@ -68,18 +69,16 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         self.budget_ms = float(budget_ms)
         self.image_size, self.classes = image_size, classes
         self.backend, self.threads, self.storage = backend, threads, storage
-        self.learning_rate, self.weight_decay = learning_rate, weight_decay
-        self.batchnorm_momentum, self.seed = batchnorm_momentum, seed
+        self.recipe = TrainConfig(learning_rate=learning_rate, weight_decay=weight_decay,
+                                  batchnorm_momentum=batchnorm_momentum, seed=seed)
 
     def spec(self, hp: keras_tuner.HyperParameters) -> NetworkSpec:
         """The deployment spec the hyperparameters choose (its latency is the one constrained)."""
         return self.space.spec_at({p.name: _choice(hp, p) for p in self.space.parameters})
 
     def training_spec(self, spec: NetworkSpec) -> NetworkSpec:
-        data = spec_to_dict(spec)
-        data["input"]["size"] = self.image_size
-        data["batchnorm"]["momentum"] = self.batchnorm_momentum
-        return parse_spec(data)
+        """The proxy-training copy of ``spec``, as ``archsearch run`` trains it."""
+        return proxy_spec(spec, self.image_size, self.classes, self.recipe.batchnorm_momentum)
 
     def latency_ms(self, spec: NetworkSpec) -> float:
         """Measured median latency of ``spec`` (archsearch's protocol and cache)."""
@@ -90,10 +89,9 @@ class SpaceHyperModel(keras_tuner.HyperModel):
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         from archsearch.compile import compile_model
 
-        keras.utils.set_random_seed(self.seed)
+        keras.utils.set_random_seed(self.recipe.seed)
         model = compile_model(self.training_spec(self.spec(hp)))
-        model.compile(optimizer=keras.optimizers.AdamW(self.learning_rate, weight_decay=self.weight_decay),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        compile_for_training(model, self.recipe)
         return model
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> dict[str, float]:

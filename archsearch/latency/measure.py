@@ -98,7 +98,7 @@ def measure_latencies(specs: list[NetworkSpec], backend: str = "litert", threads
     """
     check_settings(threads, runs)
     info = get_backend(backend)
-    store = Store(storage)
+    store = Store.at(storage)
     setup = setup_key(info, threads)
     digests = [spec_hash(spec) for spec in specs]
     results: dict[str, LatencyResult] = {}

@@ -114,7 +114,7 @@ class LatencyPredictor:
         check_settings(threads, None)
         self.info = get_backend(backend)
         self.threads = threads
-        self.store = Store(storage)
+        self.store = Store.at(storage)
         self.setup = setup_key(self.info, threads)
 
     def table(self, parts: list[Part]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.latency.timing import TimingPolicy, time_runs
+from archsearch.quiet import quiet_tensorflow_startup
 
 
 def _pin_to_one_core() -> None:
@@ -94,6 +95,7 @@ def main(argv: list[str]) -> int:
     In serve mode, each line on stdin is the path of a request file; when it is done
     the worker prints ``done <path>`` on stdout.
     """
+    quiet_tensorflow_startup()
     serving = argv[1] == "--serve"
     threads, backend = (int(argv[2]), argv[3]) if serving else (None, None)
     first = None if serving else json.loads(Path(argv[1]).read_text())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Union
+
+import optuna
 
 from archsearch.errors import ArchsearchError
 from archsearch.output_files import safe_filename, written_atomically
@@ -14,28 +17,46 @@ class DashboardError(ArchsearchError):
     """The dashboard cannot be written."""
 
 
-def default_dashboard_path(studies: Sequence[str], folder: str | Path = "dashboards") -> Path:
-    return Path(folder) / f"{safe_filename('+'.join(studies))}.html"
+StudyRef = Union[str, optuna.Study]
+"""A study by name (looked up in the storage) or an open ``optuna.Study`` (stored at the storage given)."""
 
 
-def load_views(studies: Sequence[str], storage: str | None = None) -> list[StudyView]:
-    """The dashboard data of each named study (``StudyError`` for one that does not exist)."""
+def _name(study: StudyRef) -> str:
+    return study if isinstance(study, str) else study.study_name
+
+
+def default_dashboard_path(studies: Sequence[StudyRef], folder: str | Path = "dashboards") -> Path:
+    return Path(folder) / f"{safe_filename('+'.join(map(_name, studies)))}.html"
+
+
+def load_views(studies: Sequence[StudyRef], storage: str | None = None) -> list[StudyView]:
+    """The dashboard data of each study (``StudyError`` for a name that does not exist)."""
     from archsearch.study import load_existing_study
 
     views = []
-    for name in studies:
-        study, url = load_existing_study(name, storage)
-        views.append(study_view(study, url))
+    for study in studies:
+        if isinstance(study, str):
+            loaded, url = load_existing_study(study, storage)
+        else:
+            if storage is None:
+                raise DashboardError(f"study {study.study_name!r}: say which storage it lives in")
+            loaded, url = study, storage
+        views.append(study_view(loaded, url))
     return views
 
 
-def write_dashboard(studies: Sequence[str], storage: str | None = None, output: str | Path | None = None) -> Path:
-    """Write the dashboard of ``studies`` to ``output`` (default ``dashboards/NAME.html``) and return its path."""
+def write_dashboard(studies: Sequence[StudyRef], storage: str | None = None, output: str | Path | None = None) -> Path:
+    """Write the dashboard of ``studies`` to ``output`` (default ``dashboards/NAME.html``) and return its path.
+
+    Each study is a name (found in ``storage``, or in ``studies/*.db``) or an open
+    ``optuna.Study`` already in hand (``storage`` then says where it lives).
+    """
     from archsearch.report.html import dashboard_html
 
     if not studies:
         raise DashboardError("name at least one study")
-    if len(set(studies)) != len(studies):
+    names = [_name(study) for study in studies]
+    if len(set(names)) != len(names):
         raise DashboardError("a study is named twice")
     page = dashboard_html(load_views(studies, storage))
     path = Path(output) if output is not None else default_dashboard_path(studies)

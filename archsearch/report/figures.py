@@ -23,6 +23,9 @@ KIND_STYLE = {
     "duplicate": ("duplicate of an earlier trial", "circle-open", 0.3),
     "infeasible": ("infeasible (over budget)", "x", 0.5),
 }
+# The latency axis runs from 0 to this multiple of the (largest) budget; see ``latency_edge``.
+EDGE_OVER_BUDGET = 1.25
+BEYOND_LABEL = "slower than the axis, drawn at its edge"
 # Section headings in the page name each figure, so figures carry no title of their own.
 LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=30, t=30, b=50),
               legend=dict(groupclick="toggleitem"))
@@ -62,6 +65,31 @@ def _error_bars(points: list[TrialPoint]) -> dict[str, object] | None:
                 arrayminus=[(p.latency_ms - p.p10_ms) if p.p10_ms is not None else 0 for p in points])
 
 
+def latency_edge(views: Sequence[StudyView]) -> float | None:
+    """Where the accuracy-latency plot's latency axis ends: 1.25 x the largest budget, or None (no budget).
+
+    Candidates rejected on their latency can be any amount slower than the budget (10x,
+    100x: the search does not bound them). Letting them set the axis squeezed the region
+    that matters, 0 to the budget, into a sliver. A log axis was the other option, but it
+    still gives the rejected decades most of the width (1-2000 ms puts a 20 ms budget at
+    0.4 of it) and bends the front, whose area (the hypervolume) is linear in latency.
+    So the axis is fixed to [0, edge] with edge = 1.25 x budget, whatever the spread:
+    the budget sits at about three quarters of the width, near misses (up to a quarter
+    over) keep their true place, and anything slower, rejected candidate or reference,
+    is drawn on the edge (a triangle pointing right, or its star) with its true latency
+    in the hover text. Feasible trials are never past the edge: their latency is at most
+    their study's budget, and with several studies the largest budget sets the edge.
+    A study without a recorded budget has nothing to scale by: the axis autoranges.
+    """
+    budgets = [view.budget_ms for view in views if view.budget_ms]
+    return EDGE_OVER_BUDGET * max(budgets) if budgets else None
+
+
+def beyond_edge(point: TrialPoint, edge: float | None) -> bool:
+    """Whether ``point`` lies past the latency axis (and so is drawn on its edge)."""
+    return edge is not None and point.latency_ms > edge
+
+
 def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
     """Accuracy vs measured latency: one marker per complete trial, the front joined, references named."""
     figure = go.Figure()
@@ -75,16 +103,41 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
     def shown(point: TrialPoint) -> float:
         return point.accuracy if point.trained else floor
 
+    # The latency axis ends at the edge (see ``latency_edge``); slower points sit on it.
+    edge = latency_edge(views)
+
+    def placed(point: TrialPoint) -> float:
+        return min(point.latency_ms, edge) if edge is not None else point.latency_ms
+
+    def text(view: StudyView, point: TrialPoint) -> str:
+        if not beyond_edge(point, edge):
+            return hover(view.name, point)
+        return f"{hover(view.name, point)}<br><i>{BEYOND_LABEL} ({edge:g} ms)</i>"
+
+    def stacked(view: StudyView, points: list[TrialPoint]) -> list[str]:
+        """Hover text of markers on the edge. Rejected candidates all land on one spot (edge,
+        floor) where only the top marker can be hovered, so each names the others there."""
+        spots: dict[float, list[TrialPoint]] = {}
+        for point in sorted(points, key=lambda p: p.latency_ms):
+            spots.setdefault(shown(point), []).append(point)
+        texts = []
+        for point in points:
+            others = [p for p in spots[shown(point)] if p is not point]
+            listed = ", ".join(f"trial {p.number} ({p.latency_ms:.2f} ms)" for p in others[:8])
+            more = f" and {len(others) - 8} more" if len(others) > 8 else ""
+            texts.append(text(view, point) + (f"<br>also drawn here: {listed}{more}" if others else ""))
+        return texts
+
     for index, view in enumerate(views):
         group, name = f"study{index}", escape(view.name)
         front = sorted((p for p in view.points if p.kind == "front"), key=lambda p: p.latency_ms)
         if front:  # the front as a step line through its members (drawn without markers)
             figure.add_trace(go.Scatter(
-                x=[p.latency_ms for p in front], y=[p.accuracy for p in front], mode="lines",
+                x=[placed(p) for p in front], y=[p.accuracy for p in front], mode="lines",
                 line=dict(color=colour(index), width=1.5, shape="hv"), hoverinfo="skip",
                 name=f"{name}: front line", legendgroup=group, showlegend=False))
         for kind, (label, symbol, opacity) in KIND_STYLE.items():
-            points = [p for p in view.points if p.kind == kind and p.reference is None]
+            points = [p for p in view.points if p.kind == kind and p.reference is None and not beyond_edge(p, edge)]
             if not points:
                 continue
             figure.add_trace(go.Scatter(
@@ -92,17 +145,26 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
                 marker=dict(color=colour(index), symbol=symbol, size=9 if kind == "front" else 7, opacity=opacity,
                             line=dict(width=1, color="white" if kind == "front" else colour(index))),
                 error_x=_error_bars(points) if kind == "front" else None,
-                hovertext=[hover(view.name, p) for p in points], hoverinfo="text",
+                hovertext=[text(view, p) for p in points], hoverinfo="text",
                 name=f"{name}: {label}", legendgroup=group, meta=kind))
+        beyond = [p for p in view.points if p.reference is None and beyond_edge(p, edge)]
+        if beyond:  # over budget by more than the axis shows: on its edge, pointing right
+            figure.add_trace(go.Scatter(
+                x=[placed(p) for p in beyond], y=[shown(p) for p in beyond], mode="markers",
+                marker=dict(color=colour(index), symbol="triangle-right", size=9, opacity=0.6,
+                            line=dict(width=1, color=colour(index))),
+                hovertext=stacked(view, beyond), hoverinfo="text", cliponaxis=False,
+                name=f"{name}: over budget, beyond the axis", legendgroup=group, meta="beyond"))
         references = [p for p in view.points if p.reference is not None]
         if references:
             figure.add_trace(go.Scatter(
-                x=[p.latency_ms for p in references], y=[shown(p) for p in references], mode="markers+text",
-                text=[escape(p.reference or "") for p in references], textposition="top center",
+                x=[placed(p) for p in references], y=[shown(p) for p in references], mode="markers+text",
+                text=[escape(p.reference or "") for p in references],
+                textposition=["top left" if beyond_edge(p, edge) else "top center" for p in references],
                 textfont=dict(size=11, color=colour(index)),
                 marker=dict(color=colour(index), symbol="star", size=13, line=dict(width=1, color="black"),
                             opacity=[1.0 if p.kind == "front" else 0.6 for p in references]),
-                hovertext=[hover(view.name, p) for p in references], hoverinfo="text",
+                hovertext=[text(view, p) for p in references], hoverinfo="text", cliponaxis=False,
                 name=f"{name}: references", legendgroup=group, meta="reference"))
         if view.budget_ms:
             budgets.setdefault(view.budget_ms, []).append(name)
@@ -113,10 +175,18 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
     if floor > 0:
         figure.add_hline(y=floor, line=dict(color="lightgrey", width=1),
                          annotation_text="rejected before training (not trained)",
-                         annotation_position="bottom right", annotation_font=dict(size=10, color="grey"))
+                         annotation_position="bottom left", annotation_font=dict(size=10, color="grey"))
     figure.update_yaxes(range=[floor - 0.03, 1.01] if floor > 0 else None)
-    figure.update_layout(xaxis_title="latency, ms (median; bars p10-p90)",
-                         yaxis_title="validation accuracy", **LAYOUT)
+    title = "latency, ms (median; bars p10-p90)"
+    if edge is not None:
+        if any(beyond_edge(p, edge) for view in views for p in view.points):
+            figure.add_vline(x=edge, line=dict(color="grey", dash="dot", width=1),
+                             annotation=dict(text="slower: drawn on this line (hover for latency)", textangle=-90),
+                             annotation_position="left", annotation_font=dict(size=10, color="grey"))
+            title += f"; slower than {edge:g} ms drawn at the right edge"
+        # Markers on the edge stay whole (cliponaxis off), the axis does not stretch to hold them.
+        figure.update_xaxes(range=[0, edge], autorange=False)
+    figure.update_layout(xaxis_title=title, yaxis_title="validation accuracy", **LAYOUT)
     return figure
 
 
@@ -210,5 +280,5 @@ def importance_figure(views: Sequence[StudyView]) -> go.Figure:
     return figure
 
 
-__all__ = ["cost_figure", "format_count", "history_figure", "hover", "importance_figure", "latency_figure",
-           "pareto_figure"]
+__all__ = ["beyond_edge", "cost_figure", "format_count", "history_figure", "hover", "importance_figure",
+           "latency_edge", "latency_figure", "pareto_figure"]

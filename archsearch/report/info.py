@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from archsearch.errors import ArchsearchError
 from archsearch.spec import parse_spec, resolve, spec_to_yaml
-from archsearch.study import failures, hypervolume, pareto_front, trial_point
-from archsearch.study.run import CONFIG_ATTR
+from archsearch.study import dominated_references, failures, hypervolume, pareto_front
+from archsearch.study.front import record_point
+from archsearch.study.record import recorded_config, records
+from archsearch.urls import shown_url
 
 Kind = Literal["front", "dominated", "duplicate", "infeasible"]
 
@@ -79,6 +81,8 @@ class StudyView:
     """Objective -> why its importances could not be computed."""
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[int, str]] = field(default_factory=list)
+    dominated_references: dict[str, list[int]] = field(default_factory=dict)
+    """Reference -> the feasible search trials that dominate it, best first."""
 
     @property
     def hypervolume(self) -> float:
@@ -101,55 +105,45 @@ def spec_oneline(spec_data: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _status(trial: FrozenTrial) -> str:
-    return trial.user_attrs.get("status") or trial.state.name.lower()
-
-
-def _feasible(trial: FrozenTrial) -> bool:
-    return all(value <= 0 for value in trial.constraints.values())
-
-
 def _points(study: optuna.Study, front_numbers: set[int]) -> list[TrialPoint]:
     points = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        attrs = trial.user_attrs
-        if trial.values is None or len(trial.values) != 2:
+    for record in records(study, (TrialState.COMPLETE,)):
+        if not record.is_complete:
             continue
-        duplicate_of = attrs.get("duplicate_of")
         kind: Kind
-        if not _feasible(trial):
+        if not record.feasible:
             kind = "infeasible"
-        elif trial.number in front_numbers:
+        elif record.number in front_numbers:
             kind = "front"
-        elif duplicate_of is not None:
+        elif record.is_duplicate:
             kind = "duplicate"
         else:
             kind = "dominated"
-        protocol = attrs.get("latency_protocol") or {}
+        p10, p90 = record.latency_spread
+        accuracy, latency = record.values or (0.0, 0.0)
         points.append(TrialPoint(
-            number=trial.number, accuracy=trial.values[0], latency_ms=trial.values[1], kind=kind,
-            status=_status(trial), trained=bool(attrs.get("trained")), reference=attrs.get("reference"),
-            params=attrs.get("params"), macs=attrs.get("macs"), p10_ms=protocol.get("p10_ms"),
-            p90_ms=protocol.get("p90_ms"), summary=spec_oneline(attrs["spec"]) if "spec" in attrs else "",
-            duplicate_of=duplicate_of))
+            number=record.number, accuracy=accuracy, latency_ms=latency, kind=kind, status=record.label,
+            trained=bool(record.trained), reference=record.reference, params=record.param_count, macs=record.macs,
+            p10_ms=p10, p90_ms=p90, summary=spec_oneline(record.spec) if record.spec is not None else "",
+            duplicate_of=record.duplicate_of))
     return points
 
 
 def _history(study: optuna.Study, budget_ms: float | None) -> list[HistoryStep]:
     steps, seen = [], []
-    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        if not trial.state.is_finished():
+    for record in sorted(records(study), key=lambda r: r.number):
+        if not record.state.is_finished():
             continue
         accuracy = None
-        if trial.state == TrialState.COMPLETE and trial.values is not None:
-            feasible = _feasible(trial)
-            if trial.user_attrs.get("trained", True):
-                accuracy = trial.values[0]
-            seen.append(trial_point(trial))
+        if record.state == TrialState.COMPLETE and record.values is not None:
+            feasible = record.feasible
+            if record.trained is not False:
+                accuracy = record.values[0]
+            seen.append(record_point(record))
         else:
             feasible = False
         volume = hypervolume(seen, budget_ms) if budget_ms else 0.0
-        steps.append(HistoryStep(trial.number, accuracy, feasible, volume))
+        steps.append(HistoryStep(record.number, accuracy, feasible, volume))
     return steps
 
 
@@ -159,9 +153,9 @@ def _importances(study: optuna.Study) -> tuple[dict[str, dict[str, float]], dict
     Accuracy: trained search trials only (rejected ones carry a placeholder 0).
     Latency: every complete search trial (rejected ones were measured or predicted).
     """
-    searched = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.params and "reference" not in t.user_attrs and "duplicate_of" not in t.user_attrs]
-    targets = {"accuracy": ([t for t in searched if t.user_attrs.get("trained")], 0),
+    searched = [r for r in records(study, (TrialState.COMPLETE,))
+                if r.params and r.values is not None and not r.is_reference and not r.is_duplicate]
+    targets = {"accuracy": ([r for r in searched if r.trained], 0),
                "latency": (searched, 1)}
     importances: dict[str, dict[str, float]] = {}
     notes: dict[str, str] = {}
@@ -179,9 +173,10 @@ def _importances(study: optuna.Study) -> tuple[dict[str, dict[str, float]], dict
             copy = optuna.create_study(direction="maximize" if index == 0 else "minimize")
         finally:
             optuna.logging.set_verbosity(verbosity)
-        copy.add_trials([optuna.trial.create_trial(params=t.params, distributions=t.distributions,
-                                                    value=t.values[index]) for t in trials
-                         if set(t.params) == set(trials[0].params)])
+        distributions = {t.number: t.distributions for t in study.get_trials(deepcopy=False)}
+        copy.add_trials([optuna.trial.create_trial(params=r.params, distributions=distributions[r.number],
+                                                    value=r.values[index]) for r in trials
+                         if r.values is not None and set(r.params) == set(trials[0].params)])
         try:
             result = optuna.importance.get_param_importances(
                 copy, params=sorted(varied), evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
@@ -193,28 +188,26 @@ def _importances(study: optuna.Study) -> tuple[dict[str, dict[str, float]], dict
 
 
 def study_view(study: optuna.Study, storage: str) -> StudyView:
-    """The dashboard's data for ``study`` (stored at ``storage``)."""
-    config = study.user_attrs.get(CONFIG_ATTR, {})
-    budget = config.get("budget_ms")
+    """The dashboard's data for ``study`` (stored at ``storage``, shown with any password hidden)."""
+    budget = recorded_config(study).get("budget_ms")
     front_points = pareto_front(study)
     front_numbers = {p.number for p in front_points}
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    by_number = {r.number: r for r in records(study)}
     front = []
     for point in front_points:
-        spec_data = dict(trials[point.number].user_attrs["spec"])
-        spec_data["name"] = f"{study.study_name}-trial{point.number}"
+        spec_data = by_number[point.number].spec
+        text = "" if spec_data is None else spec_to_yaml(parse_spec(
+            {**spec_data, "name": f"{study.study_name}-trial{point.number}"}))
         front.append(FrontMember(point.number, point.accuracy, point.latency_ms, point.params, point.macs,
-                                 point.reference, spec_to_yaml(parse_spec(spec_data))))
-    pairs = [(t.number, t.user_attrs["predicted_latency_ms"], t.user_attrs["measured_latency_ms"])
-             for t in trials.values()
-             if "predicted_latency_ms" in t.user_attrs and "measured_latency_ms" in t.user_attrs
-             and "duplicate_of" not in t.user_attrs]
+                                 point.reference, text))
+    pairs = [(r.number, r.predicted_latency_ms, r.measured_latency_ms) for r in by_number.values()
+             if r.predicted_latency_ms is not None and r.measured_latency_ms is not None and not r.is_duplicate]
     importances, notes = _importances(study)
     return StudyView(
-        name=study.study_name, storage=storage, budget_ms=budget, points=_points(study, front_numbers),
+        name=study.study_name, storage=shown_url(storage), budget_ms=budget, points=_points(study, front_numbers),
         front=front, history=_history(study, budget), latency_pairs=pairs, importances=importances,
-        importance_notes=notes, counts=dict(Counter(_status(t) for t in trials.values())),
-        failures=failures(study))
+        importance_notes=notes, counts=dict(Counter(r.label for r in by_number.values())),
+        failures=failures(study), dominated_references=dominated_references(study))
 
 
 __all__ = ["FrontMember", "HistoryStep", "StudyView", "TrialPoint", "spec_oneline", "study_view"]

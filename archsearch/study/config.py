@@ -6,9 +6,11 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from archsearch.spec import StrictModel
+from archsearch.errors import ArchsearchError
+from archsearch.spec import StrictModel, format_validation_error, read_document
+from archsearch.train import TrainConfig
 
 # Fields that may differ when a study is resumed: how long to go on, and where it lives.
 RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage"})
@@ -24,11 +26,11 @@ class StudyConfig(StrictModel):
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None
     dataset: str = "digits"
     train_size: Annotated[int, Field(ge=8)] | None = None
-    epochs: Annotated[int, Field(ge=1)] = 6
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    learning_rate: Annotated[float, Field(gt=0)] = 3e-3
+    epochs: Annotated[int, Field(ge=1)] = TrainConfig.epochs
+    batch_size: Annotated[int, Field(ge=1)] = TrainConfig.batch_size
+    learning_rate: Annotated[float, Field(gt=0)] = TrainConfig.learning_rate
     storage: str | None = None
-    seed: int = 0
+    seed: int = TrainConfig.seed
     threads: Annotated[int, Field(ge=1)] = 1
     backend: str = "litert"
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
@@ -51,3 +53,40 @@ class StudyConfig(StrictModel):
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must share with the one that started it."""
         return {k: v for k, v in self.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
+
+    def train_config(self) -> TrainConfig:
+        """The proxy-training recipe of this study's candidates."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                           seed=self.seed)
+
+
+def parse_budget_ms(text: str) -> float:
+    """A budget as typed on the command line: a finite number of milliseconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ArchsearchError(f"--budget-ms must be a number of milliseconds, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ArchsearchError(f"--budget-ms must be a finite number of milliseconds, got {text!r}")
+    return value
+
+
+def load_study_config(config_file: str | Path | None = None, **overrides: Any) -> StudyConfig:
+    """A study's settings from a YAML/JSON file (``--config``) with ``overrides`` on top (``None`` = not given).
+
+    Errors name the file and the setting, as one line (``ArchsearchError``).
+    """
+    data: dict[str, Any] = {}
+    if config_file:
+        document = read_document(config_file)
+        if not isinstance(document, dict):
+            raise ArchsearchError(f"{config_file}: a study config must be a mapping of settings")
+        data.update(document)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if "budget_ms" not in data:
+        raise ArchsearchError("--budget-ms is required (or budget_ms in --config)")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as error:
+        where = f"{config_file}: " if config_file else ""
+        raise ArchsearchError(where + format_validation_error(error).replace("budget_ms", "--budget-ms")) from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from optuna.trial import FrozenTrial
+from archsearch.study.record import TrialRecord
 
 
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -62,18 +62,13 @@ class SuccessiveHalving:
         return dominators < max(1, len(entries) // self.eta)
 
 
-def rung_population(trials: Iterable[FrozenTrial], epoch: int, exclude_number: int) -> list[RungEntry]:
-    """Entries at ``epoch`` from Optuna trials that stored a history and a screening latency."""
+def rung_population(trials: Iterable[TrialRecord], epoch: int, exclude_number: int) -> list[RungEntry]:
+    """Entries at ``epoch`` from trials that stored a history and a screening latency."""
     entries = []
     for trial in trials:
-        if trial.number == exclude_number:
+        if trial.number == exclude_number or trial.screen_latency_ms is None:
             continue
-        attrs = trial.user_attrs
-        history, latency = attrs.get("history") or [], attrs.get("screen_latency_ms")
-        if latency is None:
-            continue
-        for row in history:
-            if row.get("epoch") == epoch:
-                entries.append(RungEntry(float(row["val_accuracy"]), float(latency)))
-                break
+        accuracy = trial.accuracy_at(epoch)
+        if accuracy is not None:
+            entries.append(RungEntry(accuracy, float(trial.screen_latency_ms)))
     return entries

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from archsearch.errors import ArchsearchError
+from archsearch.urls import scrubbed, shown_url
 
 
 class StudyError(ArchsearchError):
@@ -25,16 +26,16 @@ def _prepare_sqlite(url: str) -> None:
     try:
         parsed = make_url(url)
     except ArgumentError as error:
-        raise StudyError(f"not a storage URL: {url!r} ({error})") from None
+        raise StudyError(scrubbed(f"not a storage URL: {url!r} ({error})", url)) from None
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return
     path = Path(parsed.database)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise StudyError(f"cannot create {path.parent} for storage {url!r}: {error.strerror}") from None
+        raise StudyError(f"cannot create {path.parent} for storage {shown_url(url)!r}: {error.strerror}") from None
     if path.exists() and not path.is_file():
-        raise StudyError(f"storage {url!r}: {path} is not a file")
+        raise StudyError(f"storage {shown_url(url)!r}: {path} is not a file")
 
 
 def is_sqlite(url: str) -> bool:
@@ -54,10 +55,10 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
     except (ArgumentError, ValueError, ImportError) as error:
-        raise StudyError(f"cannot use storage {url!r}: {str(error).splitlines()[0]}") from None
+        raise StudyError(scrubbed(f"cannot use storage {url!r}: {str(error).splitlines()[0]}", url)) from None
     except Exception as error:  # SQLAlchemy OperationalError and friends: unreachable, unwritable
         cause = getattr(error, "orig", None) or error
-        raise StudyError(f"cannot open storage {url!r}: {str(cause).strip().splitlines()[0]}") from None
+        raise StudyError(scrubbed(f"cannot open storage {url!r}: {str(cause).strip().splitlines()[0]}", url)) from None
 
 
 def study_files(folder: str | Path = "studies") -> list[Path]:
@@ -88,8 +89,8 @@ def load_existing_study(name: str, storage: str | None = None) -> tuple[optuna.S
             study = optuna.load_study(study_name=name, storage=rdb)
             if study.directions != ARCHSEARCH_DIRECTIONS:
                 directions = ", ".join(d.name.lower() for d in study.directions)
-                raise StudyError(f"study {name!r} in {url} is not an archsearch study (its objectives: {directions};"
-                                 " archsearch's: maximize accuracy, minimize latency)")
+                raise StudyError(f"study {name!r} in {shown_url(url)} is not an archsearch study (its objectives: "
+                                 f"{directions}; archsearch's: maximize accuracy, minimize latency)")
             return study, url
-    where = storage or "studies/*.db"
+    where = shown_url(storage) if storage else "studies/*.db"
     raise StudyError(f"no study named {name!r} in {where}")

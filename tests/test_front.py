@@ -1,0 +1,74 @@
+"""Reading a study: which search trials dominate each reference, whatever the front shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from archsearch.study import CONFIG_ATTR, dominated_references, pareto_front, study_report
+
+BUDGET = 20.0
+
+
+def _trial(accuracy: float, latency: float, **attrs) -> optuna.trial.FrozenTrial:
+    attrs = {"status": "complete" if latency <= BUDGET else "over_budget", "trained": True, **attrs}
+    return optuna.trial.create_trial(values=[accuracy, latency], constraints={"latency_budget": latency - BUDGET},
+                                     user_attrs=attrs)
+
+
+@pytest.fixture()
+def shadowed(tmp_path):
+    """MobileNetV3-Small on the front dominates every search trial that dominates MobileNetV3-Large.
+
+    The figures are those of a real default run: Large 0.889 at 2.95 ms; search trials
+    0.925 at 1.84 ms, 0.925 at 2.11 ms and 0.897 at 1.25 ms.
+    """
+    url = f"sqlite:///{tmp_path / 'shadowed.db'}"
+    study = optuna.create_study(study_name="shadowed", storage=url, directions=["maximize", "minimize"])
+    study.set_user_attr(CONFIG_ATTR, {"budget_ms": BUDGET})
+    study.add_trials([
+        _trial(0.940, 1.10, reference="mobilenet_v3_small", spec_name="mobilenet_v3_small"),  # 0
+        _trial(0.889, 2.95, reference="mobilenet_v3_large", spec_name="mobilenet_v3_large"),  # 1
+        _trial(0.925, 2.11, spec_name="b"),  # 2
+        _trial(0.897, 1.25, spec_name="c"),  # 3
+        _trial(0.925, 1.84, spec_name="a"),  # 4
+        _trial(0.925, 1.84, spec_name="a", duplicate_of=4, status="duplicate"),  # 5: counts once, as 4
+        _trial(0.880, 2.00, spec_name="worse"),  # 6: faster but less accurate: does not dominate
+        _trial(0.990, 25.0, spec_name="over"),  # 7: infeasible: does not count
+        _trial(0.889, 2.95, spec_name="tie"),  # 8: equal in both: does not dominate
+        _trial(0.889, 2.90, spec_name="faster"),  # 9: equal accuracy, faster: dominates
+    ])
+    return study, url
+
+
+def test_every_feasible_search_trial_that_dominates_a_reference_is_named_best_first(shadowed):
+    study, _ = shadowed
+    assert [p.number for p in pareto_front(study)] == [0]  # the front shows only the small reference
+    dominated = dominated_references(study)
+    assert dominated["mobilenet_v3_large"] == [4, 2, 3, 9]  # accuracy first, then latency
+    assert dominated["mobilenet_v3_small"] == []
+
+
+def test_show_study_says_so_in_text_and_json(shadowed):
+    _, url = shadowed
+    env = {**os.environ, "COLUMNS": "200"}
+    command = [sys.executable, "-m", "archsearch", "show-study", "shadowed", "--storage", url]
+    text = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert text.returncode == 0, text.stderr
+    assert "mobilenet_v3_large is dominated by trial(s) 4, 2, 3, 9" in text.stdout
+    assert "mobilenet_v3_small is not dominated by any search trial" in text.stdout
+    data = json.loads(subprocess.run([*command, "--json"], capture_output=True, text=True, env=env).stdout)
+    assert data["dominated_references"] == {"mobilenet_v3_small": [], "mobilenet_v3_large": [4, 2, 3, 9]}
+    assert data == json.loads(json.dumps(study_report(*shadowed)))
+
+
+def test_the_dashboard_names_the_dominating_trials(shadowed):
+    from archsearch.report import study_view
+
+    view = study_view(*shadowed)
+    assert view.dominated_references == {"mobilenet_v3_small": [], "mobilenet_v3_large": [4, 2, 3, 9]}
