@@ -23,7 +23,6 @@ import itself kills the process, what it wrote meanwhile is lost: rerun with
 from __future__ import annotations
 
 import importlib.abc
-import importlib.util
 import os
 import re
 import sys
@@ -32,12 +31,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-#: TensorFlow's C++ log level unless the user chose one: only fatal messages (as before).
+#: TensorFlow's C++ log level unless the user chose one: fatal messages only, as before. At 1 or 2
+#: a CPU-only machine shows ``E... cuda_platform.cc:52] failed call to cuInit`` on first use.
 DEFAULT_TF_CPP_MIN_LOG_LEVEL = "3"
 
 _ABSL_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _INFO_LINE = re.compile(
-    rb"^(I\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^\]\s]+:\d+\]"  # absl: I0000 00:00:1795950165.191398    5551 port.cc:153]
+    rb"^(I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]\s]+:\d+\]"  # absl: I0000 00:00:1795950165.191398    5551 port.cc:153]
     rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: I [^\]\s]+:\d+\])"  # TensorFlow: 2025-01-01 12:00:00.000000: I x.cc:1]
 )
 
@@ -67,8 +67,9 @@ def is_startup_noise(line: bytes) -> bool:
 
 @contextmanager
 def filtered_stderr() -> Iterator[None]:
-    """Catch file descriptor 2 (C++ writes included), then write back all but start-up noise."""
-    sys.stderr.flush()
+    """Catch file descriptor 2 (C++ writes included), then write back all but start-up noise, in order."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
     try:
         saved = os.dup(2)
     except OSError:  # no stderr at all: nothing to keep quiet
@@ -80,31 +81,44 @@ def filtered_stderr() -> Iterator[None]:
             yield
         finally:
             try:
-                sys.stderr.flush()
+                if sys.stderr is not None:
+                    sys.stderr.flush()  # Python's own writes meanwhile belong before what follows
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
             caught.seek(0)
-            kept = b"".join(line for line in caught if not is_startup_noise(line))
-            if kept:
-                os.write(2, kept)
+            kept = memoryview(b"".join(line for line in caught if not is_startup_noise(line)))
+            while kept:
+                kept = kept[os.write(2, kept):]
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` as usual, but runs its ``__init__`` inside ``filtered_stderr()``. One use."""
+    """Finds ``tensorflow`` with the other finders, but runs its ``__init__`` inside ``filtered_stderr()``.
+
+    It stays in ``sys.meta_path`` until TensorFlow is imported: a mere look-up
+    (``importlib.util.find_spec("tensorflow")``, as a backend's availability check does)
+    loads nothing and must not use it up.
+    """
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         execute = spec.loader.exec_module
 
         def exec_module(module: Any) -> None:
             with filtered_stderr():
                 execute(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # this spec's loader only
         return spec

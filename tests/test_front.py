@@ -70,5 +70,8 @@ def test_show_study_says_so_in_text_and_json(shadowed):
 def test_the_dashboard_names_the_dominating_trials(shadowed):
     from archsearch.report import study_view
 
+    from archsearch.report.html import dashboard_html
+
     view = study_view(*shadowed)
     assert view.dominated_references == {"mobilenet_v3_small": [], "mobilenet_v3_large": [4, 2, 3, 9]}
+    assert "<b>mobilenet_v3_large</b> is dominated by trial(s) 4, 2, 3, 9" in dashboard_html([view])

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
+import toy_backend
 from sqlalchemy import func, select
 from test_cli import run
 
 import archsearch
+from archsearch.db import NetworkLatency, PartLatency, Store
 from archsearch.latency import (
     BACKENDS,
     BackendUnavailableError,
@@ -22,9 +26,9 @@ from archsearch.latency import (
     decompose,
     measure_latency,
     measure_tflite,
+    persistent_worker,
 )
 from archsearch.latency.backends import BackendInfo
-from archsearch.db import NetworkLatency, PartLatency, Store
 
 
 @pytest.fixture()
@@ -64,9 +68,32 @@ def test_keras_backend_is_pluggable(cache):
 def test_unknown_and_missing_backends(cache, monkeypatch):
     with pytest.raises(archsearch.UnknownNameError, match="unknown latency backend 'tpu'"):
         measure_latency(small(), backend="tpu")
-    monkeypatch.setitem(BACKENDS, "npu", BackendInfo("npu", (("npu-runtime", "archsearch_no_such_module"),), "x"))
+    monkeypatch.setitem(BACKENDS, "npu", BackendInfo("npu", (("npu-runtime", "archsearch_no_such_module"),), "x",
+                                                     toy_backend.make_runner))
     with pytest.raises(BackendUnavailableError, match="needs the package 'npu-runtime'"):
         measure_latency(small(), backend="npu")
+
+
+def test_a_new_backend_is_one_entry(cache, monkeypatch):
+    """An entry names what runs it; the worker process imports those functions and knows no backend by name."""
+    tests = str(Path(toy_backend.__file__).parent)  # where the worker can import the toy backend from
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setitem(BACKENDS, "toy", BackendInfo("toy", (), "a sum in Python", toy_backend.make_runner,
+                                                     toy_backend.configure))
+    result = measure_latency(small(), backend="toy", runs=20)
+    assert result.backend == "toy" and result.runs == 20 and result.median_ms > 0
+    assert result.input_shape == "1x32x32x3" and result.protocol["description"] == "a sum in Python"
+    assert measure_latency(small(), backend="toy").cached
+    # A long-lived worker runs configure(threads) once, before its first job (the toy runner checks).
+    with persistent_worker():
+        sizes = [measure_latency(small(size=size), backend="toy", runs=20).input_shape for size in (48, 64)]
+    assert sizes == ["1x48x48x3", "1x64x64x3"]
+
+
+def test_backend_functions_must_be_importable_by_the_worker(cache, monkeypatch):
+    monkeypatch.setitem(BACKENDS, "inline", BackendInfo("inline", (), "x", lambda job, artifact_dir, threads: None))
+    with pytest.raises(archsearch.ArchsearchError, match="module-level functions of an importable module"):
+        measure_latency(small(), backend="inline")
 
 
 def test_a_model_that_cannot_be_loaded_fails_cleanly(cache, tmp_path):

@@ -1,16 +1,25 @@
 """Latency backends: how a model becomes something to time.
 
-A backend turns a Keras model into a zero-argument callable that runs one batch-1
-inference. ``litert`` (the default) converts to a TFLite flatbuffer and runs it in
-the LiteRT interpreter with XNNPACK; ``keras`` runs the model as a compiled
-``tf.function``. The parent process only reads the registry (names, packages,
-versions); the work happens in the worker process.
+A backend is one entry in ``BACKENDS``: its name, the packages it needs, and what runs
+it in the worker process. ``make_runner(job, artifact_dir, threads)`` turns a job (a
+spec, a part of one, or a TFLite file) into a zero-argument callable that runs one
+batch-1 inference, plus the input shape; the optional ``configure(threads)`` sets the
+worker process up once, before its first job. ``litert`` (the default) converts to a
+TFLite flatbuffer and runs it in the LiteRT interpreter with XNNPACK; ``keras`` runs the
+model as a compiled ``tf.function``.
+
+The parent process only reads the registry (names, packages, versions) and sends the
+worker the import paths of the entry's functions (``function_path``), so those must be
+module-level functions of an importable module; they import TensorFlow / LiteRT
+inside, never at module level.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,13 +33,25 @@ class BackendUnavailableError(ArchsearchError):
     """A backend's package is not installed."""
 
 
+Runner = Callable[[], Any]
+# Worker side: (job, artifact_dir, threads) -> (runner, input shape).
+MakeRunner = Callable[[dict[str, Any], Path, int], tuple[Runner, tuple[int, ...]]]
+
+
 @dataclass(frozen=True)
 class BackendInfo:
-    """A backend's name and the packages (distribution, module) whose versions it depends on."""
+    """A backend: its name, the packages (distribution, module) whose versions it depends on, what runs it.
+
+    ``make_runner`` and ``configure`` run in the worker process, which imports them by
+    ``function_path``; ``configure(threads)`` is called once per worker process before
+    its first job.
+    """
 
     name: str
     packages: tuple[tuple[str, str], ...]
     description: str
+    make_runner: MakeRunner
+    configure: Callable[[int], None] | None = None
 
     def check_available(self) -> None:
         for distribution, module in self.packages:
@@ -54,14 +75,6 @@ class BackendInfo:
         return "; ".join(parts)
 
 
-BACKENDS: dict[str, BackendInfo] = {
-    "litert": BackendInfo("litert", (("ai-edge-litert", "ai_edge_litert"), ("tensorflow", "tensorflow")),
-                          "TFLite flatbuffer in the LiteRT interpreter (XNNPACK, float32)"),
-    "keras": BackendInfo("keras", (("keras", "keras"), ("tensorflow", "tensorflow")),
-                         "the Keras model as a compiled tf.function"),
-}
-
-
 def get_backend(name: str) -> BackendInfo:
     """The registered backend ``name``, checked to be installed."""
     try:
@@ -72,9 +85,48 @@ def get_backend(name: str) -> BackendInfo:
     return backend
 
 
+def function_path(function: Callable[..., Any]) -> str:
+    """``module:qualname`` of a module-level function, for the worker process to import."""
+    module, name = function.__module__, function.__qualname__
+    if module == "__main__" or "<" in name:  # <locals>, <lambda>
+        raise ArchsearchError(f"a latency backend's functions must be module-level functions of an importable "
+                              f"module (the worker imports them), not {module}:{name}")
+    return f"{module}:{name}"
+
+
+def resolve_function(path: str) -> Callable[..., Any]:
+    """The function named by ``function_path``."""
+    module, _, name = path.partition(":")
+    found: Any = importlib.import_module(module)
+    for attribute in name.split("."):
+        found = getattr(found, attribute)
+    return found
+
+
 # ----- worker side: these functions import TensorFlow / LiteRT -----
 
-Runner = Callable[[], Any]
+
+def job_model(job: dict[str, Any]) -> Any:
+    """The Keras model of a job: its whole spec, or the part ``job["part"]`` of it."""
+    from archsearch.compile import compile_model
+    from archsearch.compile.parts import build_part_model
+    from archsearch.spec import parse_spec
+
+    spec = parse_spec(job["spec"])
+    return build_part_model(spec, job["part"]) if job.get("part") else compile_model(spec)
+
+
+def job_flatbuffer(job: dict[str, Any], artifact_dir: Path) -> Path:
+    """A job's TFLite file: the one it names, or its model converted once and kept in ``artifact_dir``."""
+    if job.get("tflite"):
+        return Path(job["tflite"])
+    path = artifact_dir / f"{job['artifact']}.tflite"
+    if not path.is_file():
+        flatbuffer = convert_to_tflite(job_model(job))
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(flatbuffer)
+        partial.replace(path)  # atomic: a reader never sees half a file
+    return path
 
 
 def convert_to_tflite(model: Any) -> bytes:
@@ -122,3 +174,29 @@ def keras_runner(model: Any, threads: int, seed: int = 0) -> tuple[Runner, tuple
         return function(x).numpy()  # .numpy() waits for the result
 
     return run, shape
+
+
+def litert_job_runner(job: dict[str, Any], artifact_dir: Path, threads: int) -> tuple[Runner, tuple[int, ...]]:
+    """``litert``: the job's flatbuffer (converted once, cached) in the LiteRT interpreter."""
+    return litert_runner(job_flatbuffer(job, artifact_dir), threads)
+
+
+def keras_job_runner(job: dict[str, Any], artifact_dir: Path, threads: int) -> tuple[Runner, tuple[int, ...]]:
+    """``keras``: the job's Keras model as a compiled ``tf.function``."""
+    return keras_runner(job_model(job), threads)
+
+
+def configure_keras(threads: int) -> None:
+    """``keras``: TensorFlow's thread pools, set before TensorFlow runs anything."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+BACKENDS: dict[str, BackendInfo] = {
+    "litert": BackendInfo("litert", (("ai-edge-litert", "ai_edge_litert"), ("tensorflow", "tensorflow")),
+                          "TFLite flatbuffer in the LiteRT interpreter (XNNPACK, float32)", litert_job_runner),
+    "keras": BackendInfo("keras", (("keras", "keras"), ("tensorflow", "tensorflow")),
+                         "the Keras model as a compiled tf.function", keras_job_runner, configure_keras),
+}

@@ -13,9 +13,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from archsearch.latency.backends import BackendInfo
-from archsearch.latency.timing import TimingPolicy
 from archsearch.db import cache_dir
+from archsearch.latency.backends import BackendInfo, function_path
+from archsearch.latency.timing import TimingPolicy
+from archsearch.quiet import quiet_tensorflow_env
 
 
 def artifact_dir() -> Path:
@@ -96,7 +97,16 @@ def persistent_worker() -> Iterator[None]:
 
 
 def _worker_env() -> dict[str, str]:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    return quiet_tensorflow_env(os.environ)  # the worker's main() also filters its TensorFlow start-up lines
+
+
+def worker_request(jobs: list[dict[str, Any]], backend: BackendInfo, threads: int, policy: TimingPolicy,
+                   output: Path) -> dict[str, Any]:
+    """A request for the worker: the jobs, and the backend's functions by import path."""
+    return {"backend": backend.name, "runner": function_path(backend.make_runner),
+            "configure": function_path(backend.configure) if backend.configure else None,
+            "threads": threads, "policy": policy.as_dict(), "artifact_dir": str(artifact_dir()),
+            "output": str(output), "jobs": jobs}
 
 
 def run_worker(jobs: list[dict[str, Any]], backend: BackendInfo, threads: int,
@@ -104,9 +114,7 @@ def run_worker(jobs: list[dict[str, Any]], backend: BackendInfo, threads: int,
     """Measure ``jobs`` in a worker process; results by job id (each ``ok`` or with an ``error``)."""
     with tempfile.TemporaryDirectory(prefix="archsearch-latency-") as tmp:
         request_path, output_path = Path(tmp) / "request.json", Path(tmp) / "results.json"
-        request = {"backend": backend.name, "threads": threads, "policy": policy.as_dict(),
-                   "artifact_dir": str(artifact_dir()), "output": str(output_path), "jobs": jobs}
-        request_path.write_text(json.dumps(request))
+        request_path.write_text(json.dumps(worker_request(jobs, backend, threads, policy, output_path)))
         if _PERSISTENT_ACTIVE:
             worker = _PERSISTENT.setdefault((backend.name, threads), LatencyWorker(backend.name, threads))
             status, stderr = worker.run(request_path)

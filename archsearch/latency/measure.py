@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archsearch.db import NetworkLatency, Store
 from archsearch.errors import ArchsearchError
 from archsearch.latency.backends import BackendInfo, get_backend
 from archsearch.latency.client import run_worker
 from archsearch.latency.device import device_info
 from archsearch.latency.timing import TimingPolicy
 from archsearch.spec import NetworkSpec, canonical_json, spec_hash, spec_to_dict
-from archsearch.db import NetworkLatency, Store
 
 
 class LatencyError(ArchsearchError):

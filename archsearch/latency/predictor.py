@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from archsearch.db import NetworkLatency, PartLatency, Store
 from archsearch.latency.backends import get_backend
 from archsearch.latency.client import run_worker
 from archsearch.latency.measure import LatencyError, check_settings, protocol_record, setup_key
 from archsearch.latency.timing import TimingPolicy
 from archsearch.spec import NetworkSpec, parse_spec, resolve, spec_to_dict
-from archsearch.db import NetworkLatency, PartLatency, Store
 
 PART_POLICY = TimingPolicy(warmup_seconds=0.1, min_seconds=0.2)
 """Parts run for a fraction of a millisecond: 0.2 s of timed runs is hundreds of runs."""

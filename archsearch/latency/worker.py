@@ -1,9 +1,10 @@
 """The measuring process: ``python -m archsearch.latency.worker REQUEST.json``.
 
 Latency is measured here, in a process of its own, never beside training. The request
-lists jobs (a whole spec, one part of a spec, or a TFLite file); each job's result is
-written to the request's output file as soon as it is known, so a crash loses nothing
-already measured. Converted flatbuffers are cached by key and written atomically.
+lists jobs (a whole spec, one part of a spec, or a TFLite file) and names, by import
+path, the backend's ``make_runner`` and ``configure`` (``archsearch.latency.backends``);
+the worker knows no backend by name. Each job's result is written to the request's
+output file as soon as it is known, so a crash loses nothing already measured.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from archsearch.latency.backends import resolve_function
 from archsearch.latency.timing import TimingPolicy, time_runs
 from archsearch.quiet import quiet_tensorflow_startup
+
+_CONFIGURED: set[str] = set()  # the backends' ``configure`` already run in this process
 
 
 def _pin_to_one_core() -> None:
@@ -26,37 +30,9 @@ def _pin_to_one_core() -> None:
         os.sched_setaffinity(0, {cores[-1]})
 
 
-def _build_model(job: dict[str, Any]) -> Any:
-    from archsearch.compile import compile_model
-    from archsearch.compile.parts import build_part_model
-    from archsearch.spec import parse_spec
-
-    spec = parse_spec(job["spec"])
-    return build_part_model(spec, job["part"]) if job.get("part") else compile_model(spec)
-
-
-def _flatbuffer(job: dict[str, Any], artifact_dir: Path) -> Path:
-    from archsearch.latency.backends import convert_to_tflite
-
-    if job.get("tflite"):
-        return Path(job["tflite"])
-    path = artifact_dir / f"{job['artifact']}.tflite"
-    if not path.is_file():
-        flatbuffer = convert_to_tflite(_build_model(job))
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_bytes(flatbuffer)
-        partial.replace(path)  # atomic: a reader never sees half a file
-    return path
-
-
 def _measure(job: dict[str, Any], request: dict[str, Any], policy: TimingPolicy) -> dict[str, Any]:
-    from archsearch.latency.backends import keras_runner, litert_runner
-
-    threads = int(request["threads"])
-    if request["backend"] == "litert":
-        run, shape = litert_runner(_flatbuffer(job, Path(request["artifact_dir"])), threads)
-    else:
-        run, shape = keras_runner(_build_model(job), threads)
+    make_runner = resolve_function(request["runner"])
+    run, shape = make_runner(job, Path(request["artifact_dir"]), int(request["threads"]))
     stats = time_runs(run, policy)
     return {"stats": stats.as_dict(), "input_shape": list(shape)}
 
@@ -70,6 +46,10 @@ def _first_line(error: BaseException) -> str:
 
 def serve_request(request: dict[str, Any]) -> None:
     """Measure every job of ``request``, writing results to its output file as they come."""
+    configure = request.get("configure")
+    if configure and configure not in _CONFIGURED:
+        resolve_function(configure)(int(request["threads"]))
+        _CONFIGURED.add(configure)
     output = Path(request["output"])
     policy = TimingPolicy(**request.get("policy", {}))
     results: list[dict[str, Any]] = []
@@ -83,31 +63,25 @@ def serve_request(request: dict[str, Any]) -> None:
         partial = output.with_suffix(".partial")
         partial.write_text(json.dumps(results))
         partial.replace(output)
-    if request["backend"] == "keras" or any(not job.get("tflite") for job in request["jobs"]):
+    if "keras" in sys.modules:  # a model was built: a long-lived worker must not accumulate graphs
         import keras
 
-        keras.backend.clear_session()  # a long-lived worker must not accumulate graphs
+        keras.backend.clear_session()
 
 
 def main(argv: list[str]) -> int:
     """``worker REQUEST.json`` measures one request; ``worker --serve THREADS BACKEND`` serves many.
 
     In serve mode, each line on stdin is the path of a request file; when it is done
-    the worker prints ``done <path>`` on stdout.
+    the worker prints ``done <path>`` on stdout. ``BACKEND`` only labels the process:
+    every request names the functions that run it.
     """
     quiet_tensorflow_startup()
     serving = argv[1] == "--serve"
-    threads, backend = (int(argv[2]), argv[3]) if serving else (None, None)
     first = None if serving else json.loads(Path(argv[1]).read_text())
-    threads = threads if serving else int(first["threads"])
-    backend = backend if serving else first["backend"]
+    threads = int(argv[2]) if serving else int(first["threads"])
     if threads == 1:
         _pin_to_one_core()
-    if backend == "keras":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
     if not serving:
         serve_request(first)
         return 0

@@ -105,6 +105,19 @@ def _front_table(views: Sequence[StudyView]) -> str:
             + "".join(rows) + "</table>")
 
 
+def _references(views: Sequence[StudyView]) -> str:
+    """Each reference and the feasible search trials that dominate it, best first."""
+    items = []
+    for view in views:
+        for reference, dominators in view.dominated_references.items():
+            verdict = (f"dominated by trial(s) {', '.join(map(str, dominators))}" if dominators
+                       else "not dominated by any search trial")
+            items.append(f"<li>{escape(view.name)}: <b>{escape(reference)}</b> is {verdict}</li>")
+    if not items:
+        return "<p class='muted'>No reference trained in these studies.</p>"
+    return "<ul id='references'>" + "".join(items) + "</ul>"
+
+
 def _failures(views: Sequence[StudyView]) -> str:
     rows = [f"<tr><td>{escape(view.name)}</td><td class='num'>{number}</td><td>{escape(reason)}</td></tr>"
             for view in views for number, reason in view.failures]
@@ -140,6 +153,9 @@ def dashboard_html(views: Sequence[StudyView]) -> str:
                                   "search trials that inform it (accuracy: trained ones; latency: all).</p>"
                                   + _figure_html(importance_figure(views), "importance")
                                   + _importance_notes(views)),
+        ("References", "<p class='muted'>A reference is dominated by a search trial that is feasible, complete, "
+                       "and at least as accurate and as fast, strictly better in one; most accurate first.</p>"
+                       + _references(views)),
         ("Front members and their specs", _front_table(views)),
         ("Failures", _failures(views)),
     ]
