@@ -69,7 +69,6 @@ def test_show_study_says_so_in_text_and_json(shadowed):
 
 def test_the_dashboard_names_the_dominating_trials(shadowed):
     from archsearch.report import study_view
-
     from archsearch.report.html import dashboard_html
 
     view = study_view(*shadowed)
