@@ -180,7 +180,10 @@ def run(
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many minutes.")] = None,
     dataset: Annotated[Optional[str], typer.Option(
         help="digits, a Keras dataset name, an image folder or an .npz.")] = None,
-    train_size: Annotated[Optional[int], typer.Option(help="Training image size (default: the dataset's).")] = None,
+    train_scale: Annotated[Optional[float], typer.Option(
+        help="Proxy training resolution as a fraction of each candidate's input size (default 0.25).")] = None,
+    train_size: Annotated[Optional[int], typer.Option(
+        help="A fixed proxy training resolution instead (only for spaces that do not search input.size).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Proxy-training epochs per candidate.")] = None,
     storage: Annotated[Optional[str], typer.Option(
         help="Optuna storage URL (default sqlite:///studies/NAME.db).")] = None,
@@ -198,12 +201,13 @@ def run(
 
     settings = load_study_config(
         config, budget_ms=None if budget_ms is None else parse_budget_ms(budget_ms), space=space, name=study,
-        trials=trials, timeout_minutes=timeout, dataset=dataset, train_size=train_size, epochs=epochs,
-        storage=storage, seed=seed, threads=threads, sampler=sampler, references=references)
+        trials=trials, timeout_minutes=timeout, dataset=dataset, train_scale=train_scale, train_size=train_size,
+        epochs=epochs, storage=storage, seed=seed, threads=threads, sampler=sampler, references=references)
     _quiet_optuna()
     runner = StudyRunner(settings)  # validates data, space, storage and resume before any display
     console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "
-                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.shown_url}")
+                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.shown_url}\n"
+                  f"{runner.protocol.summary()}")
     with _StudyProgress() as progress:
         runner.progress = progress
         result = runner.run()
@@ -265,9 +269,10 @@ def _print_study(study: Any, storage_url: str) -> None:
 
 
 def _print_front(report: dict[str, Any]) -> None:
+    from archsearch.study.front import reference_sentence
     from archsearch.terminal import Col, fit_table
 
-    columns = [Col("trial", justify="right"), Col("accuracy", justify="right"), Col("latency ms", justify="right"),
+    columns = [Col("trial", justify="right"), Col("proxy acc.", justify="right"), Col("latency ms", justify="right"),
                Col("params", justify="right"), Col("MACs", justify="right"), Col("network")]
     cells = [[str(point["number"]), f"{point['accuracy']:.4f}", f"{point['latency_ms']:.3f}",
               f"{point['params']:,}" if point["params"] else "-",
@@ -275,11 +280,10 @@ def _print_front(report: dict[str, Any]) -> None:
               point["reference"] or point["name"] or ""] for point in report["front"]]
     console.print(fit_table(columns, cells, console=console, drop=["MACs", "params"],
                             title=f"Pareto front of {report['study']} (budget {report['budget_ms']} ms)"))
-    for name, dominators in report["dominated_references"].items():
-        if dominators:
-            console.print(f"{name} is dominated by trial(s) {', '.join(map(str, dominators))}")
-        else:
-            console.print(f"{name} is not dominated by any search trial")
+    if report.get("accuracy_protocol"):
+        console.print(report["accuracy_protocol"]["summary"])
+    for verdict in report["reference_verdicts"]:
+        console.print(reference_sentence(verdict))
 
 
 @app.command()
@@ -369,6 +373,8 @@ def export(
         raise ArchsearchError("give either --trial N or --front")
     for item in written:
         console.print(f"trial {item.trial}: {item.path}")
+        if item.card is not None:
+            console.print(f"  {item.card.line()}\n  card: {item.path}.json")
 
 
 def main() -> None:

@@ -63,6 +63,11 @@ EpochHook = Callable[[int, dict[str, float]], bool]
 """Called after each epoch with (epochs done, metrics); returning False stops training."""
 
 
+def scaled_train_size(input_size: int, scale: float, multiple: int = 8) -> int:
+    """``input_size * scale`` rounded to a multiple of ``multiple`` (at least ``multiple``): 224 x 0.25 -> 56."""
+    return max(multiple, int(round(input_size * scale / multiple)) * multiple)
+
+
 def proxy_spec(spec: NetworkSpec, image_size: int, classes: int, batchnorm_momentum: float) -> NetworkSpec:
     """The copy of ``spec`` that is trained: training resolution and classes, proxy BatchNorm momentum."""
     data = spec_to_dict(spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,7 +38,13 @@ def trained_model(trained_study, exportable):
 
     with Store(trained_study.storage).session() as session:
         weights = TrialWeights.get(session, trained_study.name, exportable.number).weights
-    return trained_model(trial_spec(exportable, trained_study.name), weights), weights
+    return trained_model(_at_trained_size(trial_spec(exportable, trained_study.name), exportable), weights), weights
+
+
+def _at_trained_size(spec, trial):
+    from archsearch.train import proxy_spec
+
+    return proxy_spec(spec, trial.user_attrs["train_size"], spec.classes, spec.batchnorm.momentum)
 
 
 def _images(size: int, count: int = 4) -> np.ndarray:
@@ -51,7 +58,7 @@ def test_stored_weights_are_the_trained_ones(trained_study, exportable, trained_
     from archsearch.export import trial_spec
     from archsearch.train import TrainConfig, model_inputs, training_spec
 
-    data = load_dataset(str(trained_study.root / "tiny.npz"))
+    data = load_dataset(str(trained_study.root / "tiny.npz")).at_size(exportable.user_attrs["train_size"])
     spec = training_spec(trial_spec(exportable, trained_study.name), data, TrainConfig())
     model = compile_model(spec)
     load_weights_from_bytes(model, trained_model[1])
@@ -79,7 +86,7 @@ def test_keras_export_loads_with_its_custom_layers_and_trained_weights(trained_s
     written = export_trial(trained_study.name, exportable.number, "keras", trained_study.storage,
                            tmp_path / "t.keras")
     loaded = load_keras_model(written.path)
-    size = exportable.user_attrs["input_size"]
+    size = exportable.user_attrs["train_size"]  # the resolution its weights were trained at
     assert loaded.input_shape == (None, size, size, 3)
     assert loaded.count_params() == exportable.user_attrs["params"]
     images = _images(size)
@@ -87,7 +94,7 @@ def test_keras_export_loads_with_its_custom_layers_and_trained_weights(trained_s
                                atol=1e-6)
 
 
-def test_tflite_export_runs_in_litert_at_the_spec_input_shape(trained_study, exportable, trained_model, tmp_path):
+def test_tflite_export_runs_in_litert_at_its_trained_input_shape(trained_study, exportable, trained_model, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     from archsearch.export import export_trial
@@ -97,13 +104,54 @@ def test_tflite_export_runs_in_litert_at_the_spec_input_shape(trained_study, exp
     interpreter = Interpreter(model_path=str(written.path))
     interpreter.allocate_tensors()
     (source,), (sink,) = interpreter.get_input_details(), interpreter.get_output_details()
-    size = exportable.user_attrs["input_size"]
+    size = exportable.user_attrs["train_size"]
     assert tuple(source["shape"]) == (1, size, size, 3)
     image = _images(size, 1)
     interpreter.set_tensor(source["index"], image)
     interpreter.invoke()
     np.testing.assert_allclose(interpreter.get_tensor(sink["index"]), trained_model[0].predict(image, verbose=0),
                                atol=1e-4)
+
+
+def test_exported_tflite_scores_the_stored_accuracy_on_the_validation_set(trained_study, exportable, tmp_path):
+    """What a user ships is what the study measured: the .tflite, run in LiteRT on the validation
+    images, gets the trial's stored proxy accuracy back (within one image), and says so in its card."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from archsearch.data import load_dataset
+    from archsearch.export import export_trial
+    from archsearch.export_card import card_path, read_tflite_card
+    from archsearch.train import model_inputs
+
+    written = export_trial(trained_study.name, exportable.number, "tflite", trained_study.storage,
+                           tmp_path / "shipped.tflite")
+    size = exportable.user_attrs["train_size"]
+    data = load_dataset(str(trained_study.root / "tiny.npz")).at_size(size)
+    spec = load_spec(_yaml_of(trained_study, exportable, tmp_path))
+    images = model_inputs(spec, data.x_val)
+    interpreter = Interpreter(model_path=str(written.path))
+    interpreter.allocate_tensors()
+    (source,), (sink,) = interpreter.get_input_details(), interpreter.get_output_details()
+    correct = 0
+    for image, label in zip(images, data.y_val):
+        interpreter.set_tensor(source["index"], image[None].astype("float32"))
+        interpreter.invoke()
+        correct += int(interpreter.get_tensor(sink["index"]).argmax() == label)
+    accuracy = correct / len(data.y_val)
+    assert abs(accuracy - exportable.user_attrs["accuracy"]) <= 1 / len(data.y_val) + 1e-9
+    embedded = read_tflite_card(written.path)
+    beside = json.loads(card_path(written.path).read_text())
+    assert embedded == beside == written.card.as_dict()
+    assert embedded["input_size"] == size and embedded["deployment_input_size"] == spec.input.size
+    assert embedded["file_accuracy"] == pytest.approx(accuracy, abs=1 / len(data.y_val) + 1e-9)
+    assert embedded["validation_images"] == len(data.y_val) and "proxy accuracy" in embedded["protocol"]
+    assert "Proxy weights" in embedded["note"] or size == spec.input.size
+
+
+def _yaml_of(trained_study, trial, folder):
+    from archsearch.export import export_trial
+
+    return export_trial(trained_study.name, trial.number, "yaml", trained_study.storage, folder / "spec.yaml").path
 
 
 def test_onnx_export_runs_in_onnxruntime(trained_study, exportable, trained_model, tmp_path):
@@ -113,7 +161,7 @@ def test_onnx_export_runs_in_onnxruntime(trained_study, exportable, trained_mode
 
     written = export_trial(trained_study.name, exportable.number, "onnx", trained_study.storage, tmp_path / "t.onnx")
     session = onnxruntime.InferenceSession(str(written.path), providers=["CPUExecutionProvider"])
-    size = exportable.user_attrs["input_size"]
+    size = exportable.user_attrs["train_size"]
     images = _images(size, 2)
     (output,) = session.run(None, {session.get_inputs()[0].name: images})
     np.testing.assert_allclose(output, trained_model[0].predict(images, verbose=0), atol=1e-4)

@@ -52,7 +52,7 @@ def hover(study: str, point: TrialPoint) -> str:
     spread = (f" (p10 {point.p10_ms:.2f}, p90 {point.p90_ms:.2f})"
               if point.p10_ms is not None and point.p90_ms is not None else "")
     accuracy = f"{point.accuracy:.3f}" if point.trained else "not trained (rejected before training)"
-    return (f"<b>{escape(study)}</b> trial {point.number}<br>{what}<br>accuracy {accuracy}<br>"
+    return (f"<b>{escape(study)}</b> trial {point.number}<br>{what}<br>proxy accuracy {accuracy}<br>"
             f"latency {point.latency_ms:.2f} ms{spread}<br>params {format_count(point.params)}, "
             f"MACs {format_count(point.macs)}<br>{escape(point.summary)}")
 
@@ -186,7 +186,7 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
             title += f"; slower than {edge:g} ms drawn at the right edge"
         # Markers on the edge stay whole (cliponaxis off), the axis does not stretch to hold them.
         figure.update_xaxes(range=[0, edge], autorange=False)
-    figure.update_layout(xaxis_title=title, yaxis_title="validation accuracy", **LAYOUT)
+    figure.update_layout(xaxis_title=title, yaxis_title="proxy accuracy (protocol above)", **LAYOUT)
     return figure
 
 
@@ -208,7 +208,7 @@ def cost_figure(views: Sequence[StudyView]) -> go.Figure:
                 showlegend=col == 1), row=1, col=col)
     figure.update_xaxes(type="log", title_text="MACs", row=1, col=1)
     figure.update_xaxes(type="log", title_text="parameters", row=1, col=2)
-    figure.update_yaxes(title_text="validation accuracy", row=1, col=1)
+    figure.update_yaxes(title_text="proxy accuracy", row=1, col=1)
     figure.update_layout(**LAYOUT)
     return figure
 
@@ -223,14 +223,14 @@ def history_figure(views: Sequence[StudyView]) -> go.Figure:
             x=[s.number for s in trained], y=[s.accuracy for s in trained], mode="markers",
             marker=dict(color=colour(index), size=7, opacity=[1.0 if s.feasible else 0.35 for s in trained]),
             name=f"{name}: accuracy", legendgroup=f"study{index}",
-            hovertemplate="trial %{x}<br>accuracy %{y:.3f}<extra></extra>"), secondary_y=False)
+            hovertemplate="trial %{x}<br>proxy accuracy %{y:.3f}<extra></extra>"), secondary_y=False)
         figure.add_trace(go.Scatter(
             x=[s.number for s in view.history], y=[s.hypervolume for s in view.history], mode="lines",
             line=dict(color=colour(index), shape="hv", width=2), name=f"{name}: front hypervolume",
             legendgroup=f"study{index}", hovertemplate="after trial %{x}<br>hypervolume %{y:.3f}<extra></extra>"),
             secondary_y=True)
     figure.update_xaxes(title_text="trial")
-    figure.update_yaxes(title_text="validation accuracy (faded: infeasible)", secondary_y=False)
+    figure.update_yaxes(title_text="proxy accuracy (faded: infeasible)", secondary_y=False)
     figure.update_yaxes(title_text="hypervolume (accuracy x ms under the budget)", secondary_y=True)
     figure.update_layout(**LAYOUT)
     return figure

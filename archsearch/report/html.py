@@ -23,6 +23,7 @@ from archsearch.report.figures import (
     pareto_figure,
 )
 from archsearch.report.info import StudyView
+from archsearch.study.front import reference_sentence
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -106,16 +107,18 @@ def _front_table(views: Sequence[StudyView]) -> str:
 
 
 def _references(views: Sequence[StudyView]) -> str:
-    """Each reference and the feasible search trials that dominate it, best first."""
-    items = []
-    for view in views:
-        for reference, dominators in view.dominated_references.items():
-            verdict = (f"dominated by trial(s) {', '.join(map(str, dominators))}" if dominators
-                       else "not dominated by any search trial")
-            items.append(f"<li>{escape(view.name)}: <b>{escape(reference)}</b> is {verdict}</li>")
+    """Each reference and the feasible search trials that dominate it (beyond noise) or match it, best first."""
+    items = [f"<li>{escape(view.name)}: {escape(reference_sentence(verdict))}</li>"
+             for view in views for verdict in view.reference_verdicts]
     if not items:
         return "<p class='muted'>No reference trained in these studies.</p>"
     return "<ul id='references'>" + "".join(items) + "</ul>"
+
+
+def _protocols(views: Sequence[StudyView]) -> str:
+    lines = [f"{escape(view.name)}: {escape(view.accuracy_protocol.summary())}" for view in views
+             if view.accuracy_protocol is not None]
+    return "".join(f"<p class='muted protocol'>{line}</p>" for line in lines)
 
 
 def _failures(views: Sequence[StudyView]) -> str:
@@ -153,8 +156,9 @@ def dashboard_html(views: Sequence[StudyView]) -> str:
                                   "search trials that inform it (accuracy: trained ones; latency: all).</p>"
                                   + _figure_html(importance_figure(views), "importance")
                                   + _importance_notes(views)),
-        ("References", "<p class='muted'>A reference is dominated by a search trial that is feasible, complete, "
-                       "and at least as accurate and as fast, strictly better in one; most accurate first.</p>"
+        ("References", "<p class='muted'>A reference is dominated by a feasible, complete search trial that is "
+                       "as fast or faster and more accurate by more than the noise of the validation set; as fast "
+                       "or faster and within that noise is on par. Most accurate first.</p>"
                        + _references(views)),
         ("Front members and their specs", _front_table(views)),
         ("Failures", _failures(views)),
@@ -164,7 +168,8 @@ def dashboard_html(views: Sequence[StudyView]) -> str:
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>archsearch: {names}</title><style>{STYLE}</style>"
         f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script></head><body>"
-        f"<h1>archsearch dashboard</h1><p class='muted'>Studies: {names}</p>{_summary_table(views)}{body}"
+        f"<h1>archsearch dashboard</h1><p class='muted'>Studies: {names}</p>{_summary_table(views)}"
+        f"{_protocols(views)}{body}"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
 

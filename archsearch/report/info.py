@@ -15,8 +15,9 @@ from optuna.trial import TrialState
 
 from archsearch.errors import ArchsearchError
 from archsearch.spec import parse_spec, resolve, spec_to_yaml
-from archsearch.study import dominated_references, failures, hypervolume, pareto_front
-from archsearch.study.front import record_point
+from archsearch.study import failures, hypervolume, pareto_front
+from archsearch.study.front import ReferenceVerdict, record_point, reference_verdicts
+from archsearch.study.protocol import AccuracyProtocol
 from archsearch.study.record import recorded_config, records
 from archsearch.urls import shown_url
 
@@ -82,7 +83,10 @@ class StudyView:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[int, str]] = field(default_factory=list)
     dominated_references: dict[str, list[int]] = field(default_factory=dict)
-    """Reference -> the feasible search trials that dominate it, best first."""
+    """Reference -> the feasible search trials that dominate it beyond noise, best first."""
+    reference_verdicts: list[ReferenceVerdict] = field(default_factory=list)
+    accuracy_protocol: AccuracyProtocol | None = None
+    """What the accuracies are (a proxy, and how it was obtained)."""
 
     @property
     def hypervolume(self) -> float:
@@ -203,11 +207,13 @@ def study_view(study: optuna.Study, storage: str) -> StudyView:
     pairs = [(r.number, r.predicted_latency_ms, r.measured_latency_ms) for r in by_number.values()
              if r.predicted_latency_ms is not None and r.measured_latency_ms is not None and not r.is_duplicate]
     importances, notes = _importances(study)
+    verdicts = reference_verdicts(study)
     return StudyView(
         name=study.study_name, storage=shown_url(storage), budget_ms=budget, points=_points(study, front_numbers),
         front=front, history=_history(study, budget), latency_pairs=pairs, importances=importances,
         importance_notes=notes, counts=dict(Counter(r.label for r in by_number.values())),
-        failures=failures(study), dominated_references=dominated_references(study))
+        failures=failures(study), dominated_references={v.reference: v.dominated_by for v in verdicts},
+        reference_verdicts=verdicts, accuracy_protocol=AccuracyProtocol.of_study(study))
 
 
 __all__ = ["FrontMember", "HistoryStep", "StudyView", "TrialPoint", "spec_oneline", "study_view"]

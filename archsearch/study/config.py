@@ -6,14 +6,16 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from archsearch.errors import ArchsearchError
 from archsearch.spec import StrictModel, format_validation_error, read_document
-from archsearch.train import TrainConfig
+from archsearch.train import TrainConfig, scaled_train_size
 
 # Fields that may differ when a study is resumed: how long to go on, and where it lives.
 RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage"})
+# What a setting meant in studies recorded before it existed.
+LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None}
 
 
 class StudyConfig(StrictModel):
@@ -25,7 +27,11 @@ class StudyConfig(StrictModel):
     trials: Annotated[int, Field(ge=1)] | None = 20
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None
     dataset: str = "digits"
+    train_scale: Annotated[float, Field(gt=0, le=1)] | None = 0.25
+    """Proxy training resolution as a fraction of each candidate's input size (rounded to a
+    multiple of 8), so proxy accuracy responds to resolution. ``None``: a fixed size."""
     train_size: Annotated[int, Field(ge=8)] | None = None
+    """A fixed proxy training resolution (``None`` with no ``train_scale``: the dataset's)."""
     epochs: Annotated[int, Field(ge=1)] = TrainConfig.epochs
     batch_size: Annotated[int, Field(ge=1)] = TrainConfig.batch_size
     learning_rate: Annotated[float, Field(gt=0)] = TrainConfig.learning_rate
@@ -38,6 +44,15 @@ class StudyConfig(StrictModel):
     eta: Annotated[int, Field(ge=2)] = 3
     reject_margin: Annotated[float, Field(ge=0)] = 0.1
     references: bool = True
+
+    @model_validator(mode="after")
+    def _one_training_resolution(self) -> StudyConfig:
+        if self.train_size is not None and self.train_scale is not None:
+            if "train_scale" in self.model_fields_set:
+                raise ValueError("give train_size (a fixed training resolution) or train_scale (a fraction of "
+                                 "each candidate's input size), not both")
+            object.__setattr__(self, "train_scale", None)  # a fixed size asked for replaces the default scale
+        return self
 
     @field_validator("budget_ms")
     @classmethod
@@ -53,6 +68,12 @@ class StudyConfig(StrictModel):
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must share with the one that started it."""
         return {k: v for k, v in self.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
+
+    def training_size(self, input_size: int, dataset_size: int) -> int:
+        """The proxy training resolution of a candidate whose deployment input is ``input_size``."""
+        if self.train_scale is not None:
+            return scaled_train_size(input_size, self.train_scale)
+        return self.train_size or dataset_size
 
     def train_config(self) -> TrainConfig:
         """The proxy-training recipe of this study's candidates."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.study.fidelity import dominates
+from archsearch.study.protocol import LABEL, AccuracyProtocol
 from archsearch.study.record import TrialRecord, recorded_config, records
 from archsearch.urls import shown_url
 
@@ -76,18 +78,81 @@ def search_points(study: optuna.Study) -> list[Point]:
     return [record_point(r) for r in _complete(study) if not r.is_reference and not r.is_duplicate and r.feasible]
 
 
-def dominated_references(study: optuna.Study) -> dict[str, list[int]]:
-    """Each reference and the search trials that dominate it, best first.
+def accuracy_margin(a: float, b: float, validation_images: int | None) -> float:
+    """How far apart two accuracies on the same ``validation_images`` must be to count as different.
 
-    A reference is dominated by a search trial when some feasible, complete search trial
-    has accuracy >= and latency <= the reference's, one of them strictly. Every such
-    trial counts, not only the front's: a reference on the front (MobileNetV3-Small,
-    say) would otherwise hide the trials that dominate another reference. Best first:
-    most accurate, then fastest.
+    The 95% band of a difference of two proportions measured on ``n`` images,
+    ``1.96 * sqrt(a(1-a)/n + b(1-b)/n)``, and never less than one image (``1/n``): the
+    same network scored on another draw of validation images, or trained with another
+    seed, moves by about this much. Unknown ``n`` (studies that did not record it): 0.
     """
+    if not validation_images:
+        return 0.0
+    n = validation_images
+    return max(1.0 / n, 1.96 * math.sqrt((a * (1 - a) + b * (1 - b)) / n))
+
+
+@dataclass(frozen=True)
+class ReferenceVerdict:
+    """A reference against the search trials at least as fast as it."""
+
+    reference: str
+    number: int
+    accuracy: float
+    latency_ms: float
+    dominated_by: list[int]
+    """Feasible search trials as fast or faster and more accurate by more than the noise band, best first."""
+    on_par: list[int]
+    """Trials as fast or faster whose accuracy is within the band (neither clearly better nor worse), best first."""
+    validation_images: int | None
+
+    def margin(self, other_accuracy: float) -> float:
+        return accuracy_margin(self.accuracy, other_accuracy, self.validation_images)
+
+
+def reference_verdicts(study: optuna.Study) -> list[ReferenceVerdict]:
+    """Each reference against every feasible, complete search trial (not only the front's).
+
+    A trial *dominates* a reference when it is at least as fast and more accurate by more
+    than ``accuracy_margin`` (the noise of the study's validation set); a trial at least as
+    fast whose accuracy is within that margin is *on par*. A reference on the front would
+    otherwise hide the trials that beat another reference, so every trial counts. Best
+    first: most accurate, then fastest.
+    """
+    protocol = AccuracyProtocol.of_study(study)
+    images = protocol.validation_images if protocol else None
     candidates = sorted(search_points(study), key=lambda p: (-p.accuracy, p.latency_ms, p.number))
-    return {ref.reference: [p.number for p in candidates if p.dominates(ref)]
-            for ref in reference_points(study) if ref.reference is not None}
+    verdicts = []
+    for ref in reference_points(study):
+        if ref.reference is None:
+            continue
+        faster = [p for p in candidates if p.latency_ms <= ref.latency_ms]
+        beyond = [p.number for p in faster
+                  if p.accuracy - ref.accuracy > accuracy_margin(ref.accuracy, p.accuracy, images)]
+        par = [p.number for p in faster if p.number not in beyond
+               and ref.accuracy - p.accuracy <= accuracy_margin(ref.accuracy, p.accuracy, images)]
+        verdicts.append(ReferenceVerdict(ref.reference, ref.number, ref.accuracy, ref.latency_ms, beyond, par, images))
+    return verdicts
+
+
+def reference_sentence(verdict: ReferenceVerdict | dict[str, Any]) -> str:
+    """A verdict in words, e.g. ``mobilenet_v3_large is dominated by trial(s) 8, 5; on par with trial(s) 3``."""
+    data = asdict(verdict) if isinstance(verdict, ReferenceVerdict) else verdict
+    parts = []
+    if data["dominated_by"]:
+        parts.append(f"is dominated by trial(s) {', '.join(map(str, data['dominated_by']))}")
+    if data["on_par"]:
+        parts.append(f"on par with trial(s) {', '.join(map(str, data['on_par']))}")
+    text = f"{data['reference']} " + ("; ".join(parts) if parts else "is not dominated by any search trial")
+    images = data.get("validation_images")
+    band = f"more accurate beyond the 95% noise band of {images} validation images" if images else \
+        "more accurate (noise band unknown: the study recorded no validation size)"
+    return f"{text} (dominated = as fast or faster and {band})"
+
+
+def dominated_references(study: optuna.Study) -> dict[str, list[int]]:
+    """Each reference and the search trials that dominate it beyond noise, best first (``reference_verdicts``)."""
+    return {v.reference: v.dominated_by for v in reference_verdicts(study)}
 
 
 def failures(study: optuna.Study) -> list[tuple[int, str]]:
@@ -102,9 +167,12 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         by_status[record.label] = by_status.get(record.label, 0) + 1
     config = recorded_config(study)
     front = pareto_front(study)
+    protocol = AccuracyProtocol.of_study(study)
     return {
         "study": study.study_name,
         "storage": shown_url(storage_url),
+        "accuracy": LABEL,
+        "accuracy_protocol": protocol.as_dict() if protocol else None,
         "config": config,
         "budget_ms": config.get("budget_ms"),
         "trials": len(all_records),
@@ -113,9 +181,11 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "hypervolume": hypervolume(front, config["budget_ms"]) if config.get("budget_ms") else None,
         "references": [asdict(p) for p in reference_points(study)],
         "dominated_references": dominated_references(study),
+        "reference_verdicts": [asdict(v) for v in reference_verdicts(study)],
         "failures": [{"trial": n, "reason": r} for n, r in failures(study)],
     }
 
 
-__all__ = ["Point", "dominated_references", "failures", "hypervolume", "pareto_front", "record_point",
-           "reference_points", "search_points", "study_report", "trial_point"]
+__all__ = ["Point", "ReferenceVerdict", "accuracy_margin", "dominated_references", "failures", "hypervolume",
+           "pareto_front", "record_point", "reference_points", "reference_sentence", "reference_verdicts",
+           "search_points", "study_report", "trial_point"]

@@ -23,6 +23,9 @@ from optuna.trial import FrozenTrial, TrialState
 CONFIG_ATTR = "archsearch:config"
 """Study user attribute holding ``StudyConfig.identity()``: what a resume must match."""
 
+PROTOCOL_ATTR = "archsearch:accuracy_protocol"
+"""Study user attribute holding ``AccuracyProtocol.as_dict()``: what the stored accuracies are."""
+
 INTERRUPTED = "interrupted: the process ended while this trial ran"
 """``failure_reason`` of a trial a killed process left running; it does not count."""
 
@@ -71,6 +74,8 @@ class TrialRecord:
     latency_protocol: dict[str, Any] | None = None
     """Backend, versions, threads, device, runs, p10/p90 of ``measured_latency_ms``."""
     trained: bool | None = None
+    train_size: int | None = None
+    """The resolution the candidate was trained at (its weights are for this input size)."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Per epoch: epoch, loss, accuracy, val_loss, val_accuracy, seconds."""
     accuracy: float | None = None
@@ -176,7 +181,7 @@ class TrialRecorder:
 
 
 _REUSED_FIELDS = ("predicted_latency_ms", "measured_latency_ms", "screen_latency_ms", "latency_source",
-                  "latency_protocol", "accuracy", "history", "train_seconds", "trained")
+                  "latency_protocol", "accuracy", "history", "train_seconds", "trained", "train_size")
 
 
 def records(study: optuna.Study, states: tuple[TrialState, ...] | None = None) -> list[TrialRecord]:
@@ -189,4 +194,5 @@ def recorded_config(study: optuna.Study) -> dict[str, Any]:
     return dict(study.user_attrs.get(CONFIG_ATTR) or {})
 
 
-__all__ = ["CONFIG_ATTR", "INTERRUPTED", "Status", "TrialRecord", "TrialRecorder", "recorded_config", "records"]
+__all__ = ["CONFIG_ATTR", "INTERRUPTED", "PROTOCOL_ATTR", "Status", "TrialRecord", "TrialRecorder", "recorded_config",
+           "records"]

@@ -21,10 +21,11 @@ from optuna.trial import FrozenTrial, TrialState
 from archsearch.data import Dataset, load_dataset
 from archsearch.references import load_reference
 from archsearch.space import SearchSpace, load_space
-from archsearch.study.config import StudyConfig
+from archsearch.study.config import LEGACY_SETTINGS, StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving
 from archsearch.study.front import pareto_front
 from archsearch.study.optuna_storage import ARCHSEARCH_DIRECTIONS, StudyError, is_sqlite, open_storage
+from archsearch.study.protocol import AccuracyProtocol, record_protocol
 from archsearch.study.record import CONFIG_ATTR, INTERRUPTED, Status, TrialRecord, TrialRecorder, records
 from archsearch.study.screening import LatencyScreen
 from archsearch.study.training import StoppedEarly
@@ -92,7 +93,9 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> opt
     identity = config.identity()
     if recorded is None:
         study.set_user_attr(CONFIG_ATTR, identity)
-    elif recorded != identity:
+        recorded = identity
+    recorded = {**LEGACY_SETTINGS, **recorded}  # what settings added since meant before they existed
+    if recorded != identity:
         changed = sorted(k for k in identity.keys() | recorded.keys() if identity.get(k) != recorded.get(k))
         first = changed[0]
         raise StudyError(
@@ -123,6 +126,20 @@ def close_interrupted(study: optuna.Study, url: str) -> None:
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
+def check_proxy_sees_resolution(config: StudyConfig, space: SearchSpace) -> None:
+    """Refuse a space that searches the input size under a fixed training resolution.
+
+    Proxy accuracy would not respond to resolution, so the search would get smaller
+    inputs for free (their latency drops, their proxy accuracy does not).
+    """
+    searched = [p.name for p in space.parameters if p.name == "input.size"]
+    if searched and config.train_scale is None:
+        fixed = f"--train-size {config.train_size}" if config.train_size else "the dataset's resolution"
+        raise StudyError(f"space {space.name!r} searches input.size, but training at a fixed resolution ({fixed}) "
+                         "would make proxy accuracy blind to it; train at a fraction of each input "
+                         "(--train-scale, default 0.25) or fix input.size in the space")
+
+
 class StudyRunner:
     """Runs one study: owns its data, space, latency screen and trial evaluator."""
 
@@ -134,8 +151,11 @@ class StudyRunner:
         get_backend(config.backend)
         self.dataset: Dataset = load_dataset(config.dataset, config.train_size, seed=config.seed)
         self.space: SearchSpace = load_space(config.space).with_overrides(classes=self.dataset.classes)
+        check_proxy_sees_resolution(config, self.space)
         self.url = config.storage_url()
         self.study = open_study(config, open_storage(self.url))
+        self.protocol = AccuracyProtocol.of_run(config, self.dataset)
+        record_protocol(self.study, self.protocol)
         close_interrupted(self.study, self.url)
         measure = partial(measure_latency, backend=config.backend, threads=config.threads, storage=self.url)
         screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)

@@ -81,7 +81,10 @@ class TrialEvaluator:
             status = Status.REJECTED_PREDICTED if screening.source == "predicted" else Status.REJECTED_MEASURED
             return self._finish(trial, 0.0, screening.latency_ms, status)
 
-        result = train_candidate(spec, self.dataset, self.config.train_config(), recorder, screening.latency_ms,
+        train_size = self.config.training_size(spec.input.size, self.dataset.image_size)
+        recorder.set(train_size=train_size)
+        result = train_candidate(spec, self.dataset.at_size(train_size), self.config.train_config(), recorder,
+                                 screening.latency_ms,
                                  None if is_reference else self.halving,
                                  lambda epoch: rung_population(records(self.study), epoch, trial.number))
         measured = screening.measurement or self.measure(spec)  # never while training runs
