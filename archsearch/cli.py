@@ -272,14 +272,15 @@ def _print_front(report: dict[str, Any]) -> None:
     from archsearch.study.front import reference_sentence
     from archsearch.terminal import Col, fit_table
 
-    columns = [Col("trial", justify="right"), Col("proxy acc.", justify="right"), Col("latency ms", justify="right"),
+    columns = [Col("trial", justify="right"), Col("accuracy", justify="right"), Col("latency ms", justify="right"),
                Col("params", justify="right"), Col("MACs", justify="right"), Col("network")]
     cells = [[str(point["number"]), f"{point['accuracy']:.4f}", f"{point['latency_ms']:.3f}",
               f"{point['params']:,}" if point["params"] else "-",
               _millions(point["macs"]) if point["macs"] else "-",
               point["reference"] or point["name"] or ""] for point in report["front"]]
     console.print(fit_table(columns, cells, console=console, drop=["MACs", "params"],
-                            title=f"Pareto front of {report['study']} (budget {report['budget_ms']} ms)"))
+                            title=f"Pareto front of {report['study']} (budget {report['budget_ms']} ms; "
+                                  f"accuracy: {report.get('accuracy', 'proxy accuracy')})"))
     if report.get("accuracy_protocol"):
         console.print(report["accuracy_protocol"]["summary"])
     for verdict in report["reference_verdicts"]:

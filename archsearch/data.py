@@ -142,6 +142,8 @@ class ClutterRecipe:
     val_copies: int = 3
     height: tuple[float, float] = (22.0, 44.0)
     """Height of the digit's 8x8 box on the canvas."""
+    shift: float = 12.0
+    """Largest offset of the digit's centre from the canvas's, along each axis."""
     aspect: float = 0.2
     """Width / height is exp(U(-aspect, aspect))."""
     rotation: float = 20.0
@@ -238,9 +240,8 @@ def _draw_clutter(originals: np.ndarray, copies: int, recipe: ClutterRecipe, rng
         shape *= level
         return shape
 
-    # the digit: anywhere its box's centre keeps a third of the box's height from the edges
-    margin = recipe.height[0] / 3
-    centres = rng.uniform(margin, size - 1 - margin, (n, 2))
+    # the digit: its box's centre up to ``shift`` pixels from the canvas's in each direction
+    centres = (size - 1) / 2 + rng.uniform(-recipe.shift, recipe.shift, (n, 2))
     digit = ink(_warp(glyphs, index, _placements(rng, n, recipe, recipe.rotation, centres), size),
                 per_image(*recipe.ink))
 

@@ -174,6 +174,9 @@ def test_successive_halving_rungs_and_decisions():
     (["--budget-ms", "20", "--storage", "sqlite:////proc/archsearch/x.db"], "cannot create /proc/archsearch"),
     (["--budget-ms", "20", "--storage", "notaurl"], "storage"),
     (["--budget-ms", "20", "--config", "/no/such/study.yaml"], "no such file"),
+    (["--budget-ms", "20", "--train-size", "32"], "searches input.size, but training at a fixed resolution"),
+    (["--budget-ms", "20", "--train-size", "32", "--train-scale", "0.5"], "not both"),
+    (["--budget-ms", "20", "--train-scale", "0"], "train_scale"),
 ])
 def test_run_bad_input(tmp_path, args, message):
     result = subprocess.run([sys.executable, "-m", "archsearch", "run", *args], capture_output=True, text=True,
@@ -210,3 +213,20 @@ def test_hypervolume_of_a_front():
     # A dominated point adds nothing; an infeasible one neither.
     front = [point(0.5, 2.0), point(0.8, 6.0), point(0.4, 7.0), point(0.99, 12.0, feasible=False)]
     assert hypervolume(front, budget) == pytest.approx(0.5 * 8.0 + 0.3 * 4.0)
+
+
+def test_candidates_train_at_a_resolution_that_follows_their_input(trained_study):
+    """The proxy sees resolution: each trained trial's training size is 0.25 x its input size, and the
+    study records the protocol that its accuracies follow."""
+    from archsearch.study import TrialRecord
+    from archsearch.study.protocol import AccuracyProtocol
+    from archsearch.train import scaled_train_size
+
+    study = optuna.load_study(study_name=trained_study.name, storage=trained_study.storage)
+    trained = [TrialRecord.of(t) for t in study.trials if t.user_attrs.get("trained")]
+    assert trained and {r.input_size for r in trained} >= {224}  # the reference, at least
+    for record in trained:
+        assert record.train_size == scaled_train_size(record.input_size, 0.25)
+    protocol = AccuracyProtocol.of_study(study)
+    assert protocol.validation_images == 100 and protocol.resolution.startswith("0.25 x input size")
+    assert study_report(study, trained_study.storage)["accuracy_protocol"]["summary"].startswith("proxy accuracy")

@@ -1,0 +1,127 @@
+"""Does the proxy rank networks as deployment-resolution training would? (proxy fidelity)
+
+    python benchmarks/proxy_fidelity.py [--dataset digits] [--networks 12] [--seeds 0 1] [--deploy-epochs 10]
+
+For networks of the default space spanning its range under the default budget (the two
+MobileNetV3 references plus specs sampled from ``mobilenetv3`` at evenly spaced MAC
+quantiles), trains each twice per seed:
+
+* the **proxy**, exactly as ``archsearch run`` trains a candidate (``train_spec`` at
+  ``train_scale`` x its input size, the study's recipe);
+* the **deployment** run: the same spec trained at its own input size with a longer
+  recipe (``--deploy-epochs``), i.e. the network a user would ship.
+
+Reports Kendall's tau and Spearman's rho between the two rankings (seed means), the
+noise ceiling (the same statistics between seed 0 and seed 1 of each kind), the top-k
+overlap, and the spread of accuracies across networks next to the seed-to-seed spread.
+Every run is written to the result file as soon as it ends and skipped when the script
+is started again, so a long benchmark can be resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from results_file import write_results  # benchmarks/ is the script folder: on sys.path
+
+from archsearch import count_macs, load_reference, load_space, sample_specs, spec_hash
+from archsearch.data import load_dataset
+from archsearch.spec import NetworkSpec, spec_to_dict
+from archsearch.study import StudyConfig
+from archsearch.train import TrainConfig, scaled_train_size, train_spec
+
+
+def choose_networks(count: int, classes: int, max_macs: float, seed: int) -> list[NetworkSpec]:
+    """The references and ``count - 2`` sampled specs at evenly spaced MAC quantiles up to ``max_macs``."""
+    space = load_space("mobilenetv3").with_overrides(classes=classes)
+    pool = [s for s in sample_specs(space, 600, seed=seed) if count_macs(s) <= max_macs]
+    pool.sort(key=count_macs)
+    picks = [pool[int(round(q * (len(pool) - 1)))] for q in np.linspace(0.02, 0.98, count - 2)]
+    references = [load_reference(name, classes=classes) for name in ("mobilenet_v3_small", "mobilenet_v3_large")]
+    return references + picks
+
+
+def statistics(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    from scipy.stats import kendalltau, spearmanr
+
+    def table(kind: str) -> dict[str, dict[int, float]]:
+        found: dict[str, dict[int, float]] = {}
+        for row in rows:
+            if row["kind"] == kind:
+                found.setdefault(row["hash"], {})[row["seed"]] = row["accuracy"]
+        return found
+
+    proxy, deploy = table("proxy"), table("deploy")
+    complete = [h for h in proxy if h in deploy and all(s in proxy[h] and s in deploy[h] for s in seeds)]
+    if len(complete) < 3:
+        return {"networks_complete": len(complete)}
+    p = np.array([np.mean([proxy[h][s] for s in seeds]) for h in complete])
+    d = np.array([np.mean([deploy[h][s] for s in seeds]) for h in complete])
+
+    def ceiling(values: dict[str, dict[int, float]]) -> dict[str, float]:
+        a = [values[h][seeds[0]] for h in complete]
+        b = [values[h][seeds[1]] for h in complete]
+        return {"kendall_tau": float(kendalltau(a, b).statistic), "spearman_rho": float(spearmanr(a, b).statistic),
+                "mean_abs_seed_difference": float(np.mean(np.abs(np.subtract(a, b))))}
+
+    def top_k(k: int) -> float:
+        k = min(k, len(complete))
+        return len(set(np.argsort(-p)[:k]) & set(np.argsort(-d)[:k])) / k
+
+    return {"networks_complete": len(complete),
+            "kendall_tau": float(kendalltau(p, d).statistic), "spearman_rho": float(spearmanr(p, d).statistic),
+            "top3_overlap": top_k(3), "top5_overlap": top_k(5),
+            "proxy_seed_ceiling": ceiling(proxy), "deploy_seed_ceiling": ceiling(deploy),
+            "proxy_spread": float(p.max() - p.min()), "deploy_spread": float(d.max() - d.min())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=StudyConfig.model_fields["dataset"].default)
+    parser.add_argument("--networks", type=int, default=12)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="proxy epochs (the study's)")
+    parser.add_argument("--deploy-epochs", type=int, default=10)
+    parser.add_argument("--train-scale", type=float, default=0.25)
+    parser.add_argument("--max-macs", type=float, default=450e6, help="roughly the default 20 ms budget here")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "proxy_fidelity.json"))
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    rows: list[dict[str, Any]] = previous.get("runs", []) if previous.get("settings", {}).get(
+        "dataset") == args.dataset else []
+    done = {(r["hash"], r["kind"], r["seed"]) for r in rows}
+    dataset = load_dataset(args.dataset)
+    networks = choose_networks(args.networks, dataset.classes, args.max_macs, seed=0)
+    # Cheap runs first, so a partial result already ranks every network by its proxy.
+    plan = [(spec, "proxy", seed) for spec in networks for seed in args.seeds]
+    plan += sorted(((spec, "deploy", seed) for spec in networks for seed in args.seeds),
+                   key=lambda item: count_macs(item[0]))
+    for spec, kind, seed in plan:
+        digest = spec_hash(spec)
+        if (digest, kind, seed) in done:
+            continue
+        size = scaled_train_size(spec.input.size, args.train_scale) if kind == "proxy" else spec.input.size
+        epochs = args.epochs if kind == "proxy" else args.deploy_epochs
+        started = time.perf_counter()
+        result = train_spec(spec, dataset.at_size(size), TrainConfig(epochs=epochs, seed=seed))
+        rows.append({"hash": digest, "name": spec.name, "kind": kind, "seed": seed, "train_size": size,
+                     "input_size": spec.input.size, "epochs": epochs, "macs": count_macs(spec),
+                     "accuracy": result.accuracy, "seconds": time.perf_counter() - started,
+                     "spec": spec_to_dict(spec)})
+        print(f"{kind:6s} seed {seed} {spec.name:24s} {size:3d}px {rows[-1]['accuracy']:.4f} "
+              f"{rows[-1]['seconds']:.0f} s", flush=True)
+        write_results(out, {"settings": vars(args), "runs": rows, "summary": statistics(rows, args.seeds)})
+    summary = statistics(rows, args.seeds)
+    write_results(out, {"settings": vars(args), "runs": rows, "summary": summary})
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
