@@ -108,7 +108,7 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> opt
     return study
 
 
-def close_interrupted(study: optuna.Study, url: str) -> None:
+def close_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str) -> None:
     """Trials a killed process left RUNNING are marked failed (their work was not stored).
 
     A SQLite file serves one process, so every RUNNING trial there is orphaned. On a
@@ -120,7 +120,6 @@ def close_interrupted(study: optuna.Study, url: str) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         return
-    storage = study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         TrialRecorder.stored(storage, trial._trial_id).set(failure_reason=INTERRUPTED)
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -153,10 +152,11 @@ class StudyRunner:
         self.space: SearchSpace = load_space(config.space).with_overrides(classes=self.dataset.classes)
         check_proxy_sees_resolution(config, self.space)
         self.url = config.storage_url()
-        self.study = open_study(config, open_storage(self.url))
+        storage = open_storage(self.url)
+        self.study = open_study(config, storage)
         self.protocol = AccuracyProtocol.of_run(config, self.dataset)
         record_protocol(self.study, self.protocol)
-        close_interrupted(self.study, self.url)
+        close_interrupted(self.study, storage, self.url)
         measure = partial(measure_latency, backend=config.backend, threads=config.threads, storage=self.url)
         screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)
         halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
