@@ -96,8 +96,11 @@ def file_accuracy(path: Path, fmt: str, x: np.ndarray, y: np.ndarray) -> tuple[f
 def _tflite_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
+    from archsearch.quiet import filtered_stderr
+
+    with filtered_stderr():  # LiteRT announces its XNNPACK delegate on stderr: the normal case
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
     source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     correct = 0
     for image, label in zip(x, y):  # batch 1: the file's own input shape

@@ -60,9 +60,14 @@ def quiet_tensorflow_startup() -> None:
         sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
+_XNNPACK_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+"""What LiteRT's interpreter prints when it is created: the normal case, not news."""
+
+
 def is_startup_noise(line: bytes) -> bool:
-    """absl's pre-initialisation banner, or an INFO line from TensorFlow's C++ side."""
-    return line.rstrip(b"\r\n") == _ABSL_BANNER or _INFO_LINE.match(line) is not None
+    """absl's pre-initialisation banner, an INFO line from TensorFlow's C++ side, or LiteRT's XNNPACK notice."""
+    line = line.rstrip(b"\r\n")
+    return line in (_ABSL_BANNER, _XNNPACK_NOTICE) or _INFO_LINE.match(line) is not None
 
 
 @contextmanager

@@ -1,13 +1,16 @@
 """Does the proxy rank networks as deployment-resolution training would? (proxy fidelity)
 
     python benchmarks/proxy_fidelity.py [--dataset digits] [--networks 12] [--seeds 0 1] [--deploy-epochs 10]
+                                        [--proxies 0.25 32px]
 
 For networks of the default space spanning its range under the default budget (the two
 MobileNetV3 references plus specs sampled from ``mobilenetv3`` at evenly spaced MAC
 quantiles), trains each twice per seed:
 
 * the **proxy**, exactly as ``archsearch run`` trains a candidate (``train_spec`` at
-  ``train_scale`` x its input size, the study's recipe);
+  ``train_scale`` x its input size, the study's recipe), once per proxy compared
+  (``--proxies``: a scale such as ``0.25``, or a fixed size such as ``32px``, the rule
+  of earlier versions), so the choice of rule is measured against the same targets;
 * the **deployment** run: the same spec trained at its own input size with a longer
   recipe (``--deploy-epochs``), i.e. the network a user would ship.
 
@@ -46,7 +49,16 @@ def choose_networks(count: int, classes: int, max_macs: float, seed: int) -> lis
     return references + picks
 
 
-def statistics(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+def training_size(input_size: int, proxy: str) -> int:
+    """A proxy rule (``0.25``: that fraction of the input; ``32px``: a fixed size) applied to ``input_size``."""
+    return int(proxy[:-2]) if proxy.endswith("px") else scaled_train_size(input_size, float(proxy))
+
+
+def statistics(rows: list[dict[str, Any]], seeds: list[int], proxies: list[str]) -> dict[str, Any]:
+    return {proxy: proxy_statistics(rows, seeds, proxy) for proxy in proxies}
+
+
+def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -> dict[str, Any]:
     from scipy.stats import kendalltau, spearmanr
 
     def table(kind: str) -> dict[str, dict[int, float]]:
@@ -56,7 +68,7 @@ def statistics(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
                 found.setdefault(row["hash"], {})[row["seed"]] = row["accuracy"]
         return found
 
-    proxy, deploy = table("proxy"), table("deploy")
+    proxy, deploy = table(f"proxy {label}"), table("deploy")
     complete = [h for h in proxy if h in deploy and all(s in proxy[h] and s in deploy[h] for s in seeds)]
     if len(complete) < 3:
         return {"networks_complete": len(complete)}
@@ -87,7 +99,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="proxy epochs (the study's)")
     parser.add_argument("--deploy-epochs", type=int, default=10)
-    parser.add_argument("--train-scale", type=float, default=0.25)
+    parser.add_argument("--proxies", nargs="+", default=["0.25", "32px"],
+                        help="proxy rules to compare: a scale of the input size, or a fixed size like 32px")
     parser.add_argument("--max-macs", type=float, default=450e6, help="roughly the default 20 ms budget here")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "proxy_fidelity.json"))
     args = parser.parse_args()
@@ -100,25 +113,26 @@ def main() -> None:
     dataset = load_dataset(args.dataset)
     networks = choose_networks(args.networks, dataset.classes, args.max_macs, seed=0)
     # Cheap runs first, so a partial result already ranks every network by its proxy.
-    plan = [(spec, "proxy", seed) for spec in networks for seed in args.seeds]
+    plan = [(spec, f"proxy {proxy}", seed) for proxy in args.proxies for spec in networks for seed in args.seeds]
     plan += sorted(((spec, "deploy", seed) for spec in networks for seed in args.seeds),
                    key=lambda item: count_macs(item[0]))
     for spec, kind, seed in plan:
         digest = spec_hash(spec)
         if (digest, kind, seed) in done:
             continue
-        size = scaled_train_size(spec.input.size, args.train_scale) if kind == "proxy" else spec.input.size
-        epochs = args.epochs if kind == "proxy" else args.deploy_epochs
+        proxy = kind.startswith("proxy")
+        size = training_size(spec.input.size, kind.split()[1]) if proxy else spec.input.size
+        epochs = args.epochs if proxy else args.deploy_epochs
         started = time.perf_counter()
         result = train_spec(spec, dataset.at_size(size), TrainConfig(epochs=epochs, seed=seed))
         rows.append({"hash": digest, "name": spec.name, "kind": kind, "seed": seed, "train_size": size,
                      "input_size": spec.input.size, "epochs": epochs, "macs": count_macs(spec),
                      "accuracy": result.accuracy, "seconds": time.perf_counter() - started,
                      "spec": spec_to_dict(spec)})
-        print(f"{kind:6s} seed {seed} {spec.name:24s} {size:3d}px {rows[-1]['accuracy']:.4f} "
+        print(f"{kind:12s} seed {seed} {spec.name:24s} {size:3d}px {rows[-1]['accuracy']:.4f} "
               f"{rows[-1]['seconds']:.0f} s", flush=True)
-        write_results(out, {"settings": vars(args), "runs": rows, "summary": statistics(rows, args.seeds)})
-    summary = statistics(rows, args.seeds)
+        write_results(out, {"settings": vars(args), "runs": rows, "summary": statistics(rows, args.seeds, args.proxies)})
+    summary = statistics(rows, args.seeds, args.proxies)
     write_results(out, {"settings": vars(args), "runs": rows, "summary": summary})
     print(json.dumps(summary, indent=2))
 
