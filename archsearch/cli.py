@@ -179,7 +179,7 @@ def run(
     trials: Annotated[Optional[int], typer.Option(help="Search trials to reach (references not counted).")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many minutes.")] = None,
     dataset: Annotated[Optional[str], typer.Option(
-        help="digits, a Keras dataset name, an image folder or an .npz.")] = None,
+        help="digits-clutter (default), digits, a Keras dataset name, an image folder or an .npz.")] = None,
     train_scale: Annotated[Optional[float], typer.Option(
         help="Proxy training resolution as a fraction of each candidate's input size (default 0.25).")] = None,
     train_size: Annotated[Optional[int], typer.Option(

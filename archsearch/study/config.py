@@ -16,6 +16,7 @@ from archsearch.train import TrainConfig, scaled_train_size
 RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage"})
 # What a setting meant in studies recorded before it existed.
 LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None}
+# (``dataset`` was always recorded: studies made when the default was ``digits`` say so.)
 
 
 class StudyConfig(StrictModel):
@@ -26,7 +27,9 @@ class StudyConfig(StrictModel):
     budget_ms: float = Field(gt=0, description="Hard latency budget (measured median, ms).")
     trials: Annotated[int, Field(ge=1)] | None = 20
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None
-    dataset: str = "digits"
+    dataset: str = "digits-clutter"
+    """The embedded default: procedural digits that separate networks well beyond their seed noise
+    (``benchmarks/task_separation.py``); plain ``digits`` did not."""
     train_scale: Annotated[float, Field(gt=0, le=1)] | None = 0.25
     """Proxy training resolution as a fraction of each candidate's input size (rounded to a
     multiple of 8), so proxy accuracy responds to resolution. ``None``: a fixed size."""
