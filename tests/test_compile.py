@@ -86,3 +86,24 @@ def test_drop_connect_only_on_residual_blocks():
     drops = [layer for layer in model.layers if layer.name.endswith("_drop")]
     assert len(drops) == 9  # 16 blocks, 7 of which change shape
     assert drops[-1].rate == pytest.approx(0.2 * 14 / 16)  # block 15 of 16 (index 14); the last one widens
+
+
+def test_initial_weights_follow_the_seed_and_kernels_start_distinct(keras_module):
+    """A seeded trial is reproducible: initial weights depend on set_random_seed, not on import time."""
+    from archsearch import compile_model, load_reference
+
+    spec = load_reference("mobilenet_v3_small", input={"size": 32}, classes=10)
+
+    def weights(seed):
+        keras_module.utils.set_random_seed(seed)
+        return [w.numpy() for w in compile_model(spec).weights]
+
+    first, again, other = weights(0), weights(0), weights(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+    kernels = [w for w in first if w.ndim == 4 and w.std() > 0]
+    shapes = {}
+    for kernel in kernels:
+        shapes.setdefault(kernel.shape, []).append(kernel)
+    for same in shapes.values():
+        assert all(not np.array_equal(same[0], k) for k in same[1:])

@@ -10,9 +10,17 @@ import keras
 from archsearch.compile.activations import activation_layer
 from archsearch.spec import BatchNormSpec, SqueezeExciteSpec
 
-# EfficientNet's initializers: He-style for convolutions, small uniform for dense.
-CONV_INITIALIZER = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
-DENSE_INITIALIZER = keras.initializers.VarianceScaling(1.0 / 3.0, "fan_out", "uniform")
+
+# EfficientNet's initializers: He-style for convolutions, small uniform for dense. A new
+# one per layer: an initializer made once at import takes a fixed seed from Python's
+# unseeded ``random``, so ``keras.utils.set_random_seed`` would not change the weights and
+# every kernel of one shape would start identical.
+def conv_initializer() -> keras.initializers.Initializer:
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
+
+def dense_initializer() -> keras.initializers.Initializer:
+    return keras.initializers.VarianceScaling(1.0 / 3.0, "fan_out", "uniform")
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class BuildContext:
         """Convolution ('same' padding, no bias), batch norm, then the activation if any."""
         x = keras.layers.Conv2D(
             filters, kernel, strides=stride, padding="same", use_bias=False,
-            kernel_initializer=CONV_INITIALIZER, name=f"{name}_conv",
+            kernel_initializer=conv_initializer(), name=f"{name}_conv",
         )(x)
         x = self.batch_norm(x, f"{name}_bn")
         return self.activation(x, activation, f"{name}_act")
@@ -45,7 +53,7 @@ class BuildContext:
         """Depthwise convolution ('same' padding, no bias), batch norm, activation if any."""
         x = keras.layers.DepthwiseConv2D(
             kernel, strides=stride, padding="same", use_bias=False,
-            depthwise_initializer=CONV_INITIALIZER, name=f"{name}_dwconv",
+            depthwise_initializer=conv_initializer(), name=f"{name}_dwconv",
         )(x)
         x = self.batch_norm(x, f"{name}_bn")
         return self.activation(x, activation, f"{name}_act")

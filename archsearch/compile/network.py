@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 import archsearch.compile.blocks  # noqa: F401  (registers the built-in builders)
-from archsearch.compile.context import DENSE_INITIALIZER, BuildContext
+from archsearch.compile.context import BuildContext, dense_initializer
 from archsearch.compile.registry import get_builder
 from archsearch.spec import NetworkSpec, ResolvedNetwork, resolve
 
@@ -47,11 +47,11 @@ def build_head(x: Any, net: ResolvedNetwork, ctx: BuildContext) -> Any:
     pool = keras.layers.GlobalAveragePooling2D if head.pooling == "avg" else keras.layers.GlobalMaxPooling2D
     x = pool(name="head_pool")(x)
     for i, dense in enumerate(head.hidden, start=1):
-        x = keras.layers.Dense(dense.channels, kernel_initializer=DENSE_INITIALIZER, name=f"head_dense{i}")(x)
+        x = keras.layers.Dense(dense.channels, kernel_initializer=dense_initializer(), name=f"head_dense{i}")(x)
         x = ctx.activation(x, dense.activation, f"head_dense{i}_act")
     if head.dropout > 0:
         x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
-    x = keras.layers.Dense(head.classes, kernel_initializer=DENSE_INITIALIZER, name="classifier")(x)
+    x = keras.layers.Dense(head.classes, kernel_initializer=dense_initializer(), name="classifier")(x)
     return keras.layers.Activation(head.classifier_activation, name="predictions")(x)
 
 
