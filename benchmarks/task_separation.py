@@ -1,6 +1,6 @@
 """Does a proxy task tell networks apart by more than its own seed-to-seed noise?
 
-    python benchmarks/task_separation.py [--tasks digits digits-clutter] [--epochs 6] [--seeds 0 1]
+    python benchmarks/task_separation.py [--tasks digits digits-clutter] [--epochs 6] [--seeds 0 1 2 3]
         [--sample-seed 7] [--out benchmarks/results/task_separation.json] [--resume] [--recipe JSON]
 
 Six networks of the default space (``mobilenetv3``, 10 classes): MobileNetV3-Small and
@@ -8,7 +8,9 @@ Six networks of the default space (``mobilenetv3``, 10 classes): MobileNetV3-Sma
 parameters, 68-607 M MACs, inputs 160-256). Each trains with the study's proxy trainer
 (``archsearch.train.train_spec``, the default ``TrainConfig`` but for the epochs and seed)
 at the resolution that follows its deployment input: ``input.size * 0.25`` rounded to a
-multiple of 8 (``Dataset.at_size``), once per seed, on each task.
+multiple of 8 (``Dataset.at_size``), once per seed, on each task. ``--epochs`` counts
+epochs of 1,437 images (the digits' training set): a task with more training images
+trains proportionally fewer epochs for the same compute (digits-clutter's 2,874: 3).
 
 Every training runs in a fresh process whose Python ``random`` is seeded from the
 training seed before archsearch's Keras modules are imported. archsearch's layer
@@ -22,10 +24,12 @@ choose the initial weights, as it is meant to.
 
 Per task it reports the spread across networks (max - min of the per-network seed-mean
 validation accuracies, in points and in validation images), the seed noise (mean over
-networks of |accuracy(seed a) - accuracy(seed b)|, the first two seeds), their ratio,
-and Kendall's tau between the networks' rankings under the two seeds. The results file
-is rewritten after every training; ``--resume`` keeps the trainings it already holds
-(same settings) and runs only the missing ones.
+networks and pairs of seeds of |accuracy(seed a) - accuracy(seed b)|), their ratio, the
+same as standard deviations (of the networks' means; of one training across seeds), and
+Kendall's tau between the networks' rankings under two seeds (mean over pairs of seeds);
+with more than two seeds, also the figures for the first two alone. The results file is
+rewritten after every training; ``--resume`` keeps the trainings it already holds (same
+settings, data and epochs) and runs only the missing ones.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -50,6 +55,8 @@ from archsearch import count_macs, count_params, load_reference, load_space, sam
 from archsearch.data import DIGITS_CLUTTER, ClutterRecipe, load_dataset, load_digits_clutter
 from archsearch.spec import NetworkSpec, parse_spec, spec_to_dict
 from archsearch.train import TrainConfig
+
+DIGITS_TRAINING_IMAGES = 1437
 
 
 def training_size(spec: NetworkSpec) -> int:
@@ -87,47 +94,61 @@ def train_in_fresh_process(task: str, recipe: dict[str, Any], spec: dict[str, An
             "train_accuracy_per_epoch": [h["accuracy"] for h in result.history], "initializers_seeded": fresh}
 
 
-def summarise(rows: list[dict[str, Any]], task: str, validation_images: int, seeds: list[int]) -> dict[str, Any] | None:
-    """Spread across networks, seed noise, their ratio and Kendall's tau, once every training of ``task`` is in."""
+def separation(accuracy: np.ndarray, validation_images: int) -> dict[str, Any]:
+    """The figures for a (networks x seeds) accuracy table; over every pair of seeds when there are more than two."""
     from scipy.stats import kendalltau
 
-    done = {(row["network"], row["seed"]): row for row in rows if row["task"] == task}
-    names = list(dict.fromkeys(row["network"] for row in rows if row["task"] == task))
-    if not names or any((name, seed) not in done for name in names for seed in seeds):
-        return None
-    accuracy = np.array([[done[name, seed]["accuracy"] for seed in seeds] for name in names])
     means = accuracy.mean(axis=1)
     spread = float(means.max() - means.min())
-    noise = float(np.mean(np.abs(accuracy[:, 0] - accuracy[:, 1])))
-    tau = kendalltau(accuracy[:, 0], accuracy[:, 1])
-    between = float(means.std(ddof=1))  # spread of the networks' means, as a standard deviation
-    within = float(np.sqrt(np.mean((accuracy[:, 0] - accuracy[:, 1]) ** 2 / 2)))  # one training's seed sd
-    seconds = [row["seconds"] for row in done.values()]
+    pairs = list(itertools.combinations(range(accuracy.shape[1]), 2))
+    differences = np.abs(np.stack([accuracy[:, i] - accuracy[:, j] for i, j in pairs], axis=1))
+    noise = float(differences.mean())
+    taus = [kendalltau(accuracy[:, i], accuracy[:, j]).statistic for i, j in pairs]
+    between = float(means.std(ddof=1))  # the networks' means, as a standard deviation
+    within = float(np.sqrt(np.mean(accuracy.var(axis=1, ddof=1))))  # one training's seed-to-seed sd
     return {
-        "task": task,
-        "validation_images": validation_images,
-        "mean_accuracy_per_network": dict(zip(names, means.round(4).tolist())),
+        "seeds": accuracy.shape[1],
         "accuracy_range": [float(accuracy.min()), float(accuracy.max())],
         "spread_points": 100 * spread,
         "spread_images": spread * validation_images,
         "seed_noise_points": 100 * noise,
         "seed_noise_images": noise * validation_images,
-        "max_seed_difference_points": 100 * float(np.max(np.abs(accuracy[:, 0] - accuracy[:, 1]))),
+        "max_seed_difference_points": 100 * float(differences.max()),
         "ratio": spread / noise if noise > 0 else float("inf"),
         "network_sd_points": 100 * between,
         "seed_sd_points": 100 * within,
         "sd_ratio": between / within if within > 0 else float("inf"),
-        "kendall_tau": float(tau.statistic),
-        "kendall_p": float(tau.pvalue),
-        "mean_seconds": float(np.mean(seconds)),
-        "mean_train_seconds": float(np.mean([row["train_seconds"] for row in done.values()])),
+        "kendall_tau": float(np.mean(taus)),
+        "kendall_tau_per_seed_pair": [float(t) for t in taus],
     }
+
+
+def summarise(rows: list[dict[str, Any]], task: str, validation_images: int, seeds: list[int]) -> dict[str, Any] | None:
+    """Spread across networks, seed noise, their ratio and Kendall's tau, once every training of ``task`` is in."""
+    done = {(row["network"], row["seed"]): row for row in rows if row["task"] == task}
+    names = list(dict.fromkeys(row["network"] for row in rows if row["task"] == task))
+    if not names or any((name, seed) not in done for name in names for seed in seeds):
+        return None
+    accuracy = np.array([[done[name, seed]["accuracy"] for seed in seeds] for name in names])
+    summary = {"task": task, "validation_images": validation_images,
+               "mean_accuracy_per_network": dict(zip(names, accuracy.mean(axis=1).round(4).tolist())),
+               **separation(accuracy, validation_images)}
+    if len(seeds) > 2:
+        summary["first_two_seeds"] = separation(accuracy[:, :2], validation_images)
+    chosen = [done[name, seed] for name in names for seed in seeds]
+    summary["mean_seconds"] = float(np.mean([row["seconds"] for row in chosen]))
+    summary["mean_train_seconds"] = float(np.mean([row["train_seconds"] for row in chosen]))
+    summary["mean_seconds_per_network"] = {
+        name: float(np.mean([done[name, seed]["seconds"] for seed in seeds])) for name in names}
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["digits", "digits-clutter"])
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="epochs of 1,437 images (the digits' training set); a task with more training images "
+                             "trains proportionally fewer epochs, the same compute (digits-clutter, 2,874: 3)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--sample-seed", type=int, default=7)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "task_separation.json"))
@@ -139,17 +160,16 @@ def main() -> None:
     overrides = {key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(args.recipe).items()}
     recipe = dataclasses.replace(DIGITS_CLUTTER, **overrides)
 
-    settings = {"epochs": args.epochs, "seeds": args.seeds, "sample_seed": args.sample_seed,
+    settings = {"epochs_of_1437_images": args.epochs, "sample_seed": args.sample_seed,
                 "isolation": "a fresh process per training, Python's random seeded with the training seed",
-                "train_config": {key: value for key, value in vars(TrainConfig(epochs=args.epochs)).items()
-                                 if key != "seed"},
+                "train_config": {key: value for key, value in vars(TrainConfig()).items() if key not in ("seed", "epochs")},
                 "training_size": "input.size * 0.25 rounded to a multiple of 8"}
     rows: list[dict[str, Any]] = []
     out = Path(args.out)
     if args.resume and out.exists():
         previous = json.loads(out.read_text())
         if previous.get("settings") == settings:
-            rows = [row for row in previous["rows"] if row["task"] in args.tasks]
+            rows = [row for row in previous["rows"] if row["task"] in args.tasks and row["seed"] in args.seeds]
             print(f"resuming: {len(rows)} trainings kept from {out}", flush=True)
         else:
             print(f"{out} has other settings: starting afresh", flush=True)
@@ -164,7 +184,7 @@ def main() -> None:
     summaries: dict[str, Any] = {}
 
     def save() -> None:
-        write_results(out, {"settings": settings, "machine": machine, "networks": described,
+        write_results(out, {"settings": settings, "seeds": args.seeds, "machine": machine, "networks": described,
                             "datasets": datasets_info, "summary": summaries, "rows": rows})
 
     total = len(args.tasks) * len(nets) * len(args.seeds)
@@ -176,11 +196,14 @@ def main() -> None:
                                "fingerprint": fingerprint}
         if task == "digits-clutter":
             datasets_info[task]["recipe"] = dataclasses.asdict(recipe)
-        stale = [r for r in rows if r["task"] == task and r.get("fingerprint") != fingerprint]
+        epochs = max(1, round(args.epochs * DIGITS_TRAINING_IMAGES / len(dataset.y_train)))
+        datasets_info[task]["epochs"] = epochs
+        stale = [r for r in rows if r["task"] == task and (r.get("fingerprint"), r.get("epochs")) != (fingerprint, epochs)]
         if stale:
-            print(f"dropping {len(stale)} {task} trainings made on other data", flush=True)
+            print(f"dropping {len(stale)} {task} trainings made on other data or for other epochs", flush=True)
             rows = [r for r in rows if r not in stale]
-        print(f"{dataset.describe()} (loaded in {datasets_info[task]['load_seconds']:.1f} s)", flush=True)
+        print(f"{dataset.describe()} (loaded in {datasets_info[task]['load_seconds']:.1f} s); {epochs} epochs",
+              flush=True)
         for (name, spec), info in zip(nets, described):
             for seed in args.seeds:
                 if any(r["task"] == task and r["network"] == name and r["seed"] == seed for r in rows):
@@ -188,9 +211,9 @@ def main() -> None:
                 size = info["training_size"]
                 with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                     result = pool.submit(train_in_fresh_process, task, dataclasses.asdict(recipe), spec_to_dict(spec),
-                                         size, args.epochs, seed).result()
+                                         size, epochs, seed).result()
                 rows.append({"task": task, "fingerprint": fingerprint, "network": name, "seed": seed,
-                             "training_size": size, **result, "load_average": os.getloadavg()[0]})
+                             "training_size": size, "epochs": epochs, "training_images": len(dataset.y_train), **result, "load_average": os.getloadavg()[0]})
                 print(f"[{len(rows)}/{total}] {task:15s} {name:24s} {size}x{size} seed {seed}: "
                       f"accuracy {result['accuracy']:.4f}  {result['seconds']:6.1f} s  "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
