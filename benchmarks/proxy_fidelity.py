@@ -33,7 +33,7 @@ import numpy as np
 from results_file import write_results  # benchmarks/ is the script folder: on sys.path
 
 from archsearch import count_macs, load_reference, load_space, sample_specs, spec_hash
-from archsearch.data import load_dataset
+from archsearch.data import Dataset, load_dataset
 from archsearch.spec import NetworkSpec, spec_to_dict
 from archsearch.study import StudyConfig
 from archsearch.train import TrainConfig, scaled_train_size, train_spec
@@ -55,7 +55,11 @@ def training_size(input_size: int, proxy: str) -> int:
 
 
 def statistics(rows: list[dict[str, Any]], seeds: list[int], proxies: list[str]) -> dict[str, Any]:
-    return {proxy: proxy_statistics(rows, seeds, proxy) for proxy in proxies}
+    minutes: dict[str, float] = {}
+    for row in rows:
+        minutes[row["kind"]] = minutes.get(row["kind"], 0.0) + row["seconds"] / 60
+    return {**{proxy: proxy_statistics(rows, seeds, proxy) for proxy in proxies},
+            "training_minutes": {kind: round(value, 1) for kind, value in minutes.items()}}
 
 
 def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -> dict[str, Any]:
@@ -114,8 +118,11 @@ def main() -> None:
     networks = choose_networks(args.networks, dataset.classes, args.max_macs, seed=0)
     # Cheap runs first, so a partial result already ranks every network by its proxy.
     plan = [(spec, f"proxy {proxy}", seed) for proxy in args.proxies for spec in networks for seed in args.seeds]
+    # Deployment runs grouped by input size: only one deployment size is held in memory at a
+    # time (digits-clutter at all seven sizes 128-320 would hold about 11 GB).
     plan += sorted(((spec, "deploy", seed) for spec in networks for seed in args.seeds),
-                   key=lambda item: count_macs(item[0]))
+                   key=lambda item: (item[0].input.size, count_macs(item[0])))
+    deploy_data: Dataset | None = None
     for spec, kind, seed in plan:
         digest = spec_hash(spec)
         if (digest, kind, seed) in done:
@@ -123,8 +130,15 @@ def main() -> None:
         proxy = kind.startswith("proxy")
         size = training_size(spec.input.size, kind.split()[1]) if proxy else spec.input.size
         epochs = args.epochs if proxy else args.deploy_epochs
+        if proxy:
+            data = dataset.at_size(size)
+        else:
+            if deploy_data is None or deploy_data.image_size != size:
+                deploy_data = None  # release the previous size before making the next
+                deploy_data = load_dataset(args.dataset, size=size)
+            data = deploy_data
         started = time.perf_counter()
-        result = train_spec(spec, dataset.at_size(size), TrainConfig(epochs=epochs, seed=seed))
+        result = train_spec(spec, data, TrainConfig(epochs=epochs, seed=seed))
         rows.append({"hash": digest, "name": spec.name, "kind": kind, "seed": seed, "train_size": size,
                      "input_size": spec.input.size, "epochs": epochs, "macs": count_macs(spec),
                      "accuracy": result.accuracy, "seconds": time.perf_counter() - started,
