@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from dataclasses import asdict
 from typing import Annotated, Any, Optional
 
 import typer
@@ -123,14 +125,14 @@ def latency(
     threads: Annotated[int, typer.Option(help="Interpreter threads.")] = 1,
     runs: Annotated[Optional[int], typer.Option(help="Timed runs (default: until the median is stable).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Measure again instead of answering from the cache.")] = False,
-    predict: Annotated[bool, typer.Option("--predict",
-                                          help="Predict from the per-part table instead of measuring.")] = False,
+    predict: Annotated[bool, typer.Option("--predict", help="Predict with this device's profile (see "
+                                          "`archsearch profile`) instead of measuring.")] = False,
     storage: Annotated[Optional[str], typer.Option(help="Database URL for the cache (default: user cache).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Measure (or predict) batch-1 latency at the spec's input size, in a separate process."""
     from archsearch.describe import resolve_spec_argument
-    from archsearch.latency import LatencyPredictor, measure_latency, measure_tflite
+    from archsearch.latency import measure_latency, measure_tflite
 
     if name_or_file.lower().endswith(".tflite"):
         if backend != "litert" or predict:
@@ -144,18 +146,24 @@ def latency(
         return
     spec = resolve_spec_argument(name_or_file)
     if predict:
-        prediction = LatencyPredictor(backend, threads, storage).predict(spec)
-        data = {"name": spec.name, "predicted_ms": prediction.latency_ms, "parts_sum_ms": prediction.parts_sum_ms,
-                "parts": prediction.parts, "parts_measured_now": prediction.parts_measured,
-                "calibration_points": prediction.calibration.points, "seconds": prediction.seconds,
-                "backend": backend, "threads": threads}
+        from archsearch.latency.profile import require_profile
+
+        choice = require_profile(backend, threads, storage)
+        started = time.perf_counter()
+        predicted = choice.profile.predict(spec)
+        seconds = time.perf_counter() - started
+        data = {"name": spec.name, "predicted_ms": predicted, "backend": backend, "threads": threads,
+                "profile": {"device": choice.profile.device, "backend_version": choice.profile.backend_version,
+                            "created_at": choice.profile.created_at, "accuracy": asdict(choice.profile.accuracy)},
+                "caveat": choice.caveat, "seconds": seconds}
         if as_json:
             _print_json(data)
         else:
-            console.print(f"{spec.name}: predicted {prediction.latency_ms:.3f} ms ({backend}, {threads} thread(s)); "
-                          f"{prediction.parts} parts summing to {prediction.parts_sum_ms:.3f} ms, "
-                          f"{prediction.parts_measured} measured now; calibrated on "
-                          f"{prediction.calibration.points} network(s); {prediction.seconds * 1e3:.1f} ms to predict")
+            console.print(f"{spec.name}: predicted {predicted:.3f} ms ({backend}, {threads} thread(s), device "
+                          f"profile: {choice.profile.accuracy.sentence()}); {seconds * 1e3:.2f} ms to predict, "
+                          f"nothing measured")
+            if choice.caveat:
+                console.print(f"note: {choice.caveat}")
         return
     result = measure_latency(spec, backend=backend, threads=threads, runs=runs, fresh=fresh, storage=storage)
     if as_json:
@@ -207,7 +215,7 @@ def run(
     runner = StudyRunner(settings)  # validates data, space, storage and resume before any display
     console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "
                   f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.shown_url}\n"
-                  f"{runner.protocol.summary()}")
+                  f"{runner.protocol.summary()}\n{runner.latency_plan}")
     with _StudyProgress() as progress:
         runner.progress = progress
         result = runner.run()
@@ -376,6 +384,108 @@ def export(
         console.print(f"trial {item.trial}: {item.path}")
         if item.card is not None:
             console.print(f"  {item.card.line()}\n  card: {item.path}.json")
+
+
+profile_app = typer.Typer(help="Device profiles: per-kernel latency regressors that predict without measuring.",
+                          no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+CacheStorage = Annotated[Optional[str], typer.Option("--storage", help="Database URL for the cache (default: user "
+                                                                       "cache).")]
+Threads = Annotated[int, typer.Option(help="Interpreter threads the profile is for.")]
+Backend = Annotated[str, typer.Option(help="Latency backend.")]
+
+
+@profile_app.command("build")
+def profile_build(
+    threads: Threads = 1,
+    backend: Backend = "litert",
+    minutes: Annotated[float, typer.Option(help="Time budget for measuring networks.")] = 15.0,
+    seed: Annotated[int, typer.Option(help="Seed for sampling the networks.")] = 0,
+    storage: CacheStorage = None,
+) -> None:
+    """Measure sampled networks on this device and fit its profile; stored in the cache database."""
+    from archsearch.latency.profile import store_profile
+    from archsearch.latency.profile_build import BuildProgress, build_profile
+
+    def progress(step: BuildProgress) -> None:
+        error = step.accuracy.sentence() if step.accuracy else "held-out error from 10 networks on"
+        console.print(f"round {step.round}: {step.networks} networks measured in {step.seconds / 60:.1f} min; "
+                      f"{error}", highlight=False)
+
+    console.print(f"building a {backend} profile for {threads} thread(s) within {minutes:g} minutes "
+                  f"(networks sampled from mobilenetv3, efficientnet and shufflenetv2, each converted and timed)")
+    profile = build_profile(backend, threads, storage, minutes=minutes, seed=seed, on_progress=progress)
+    store_profile(profile, storage)
+    console.print(f"profile stored: {profile.build['networks']} networks in {profile.build['seconds'] / 60:.1f} min; "
+                  f"cross-validated: {profile.accuracy.sentence()}", highlight=False)
+
+
+@profile_app.command("show")
+def profile_show(storage: CacheStorage = None, as_json: JsonFlag = False) -> None:
+    """Print every stored profile: its device, setup, what it was built from, and how well it predicts."""
+    from archsearch.latency import device_info
+    from archsearch.latency.profile import stored_profiles
+
+    profiles = stored_profiles(storage)
+    if as_json:
+        _print_json([p.as_dict() for p in profiles])
+        return
+    if not profiles:
+        console.print("no device profiles stored: `archsearch profile build` makes one (about 15 minutes)")
+        return
+    here = device_info().fingerprint
+    for profile in profiles:
+        where = "this machine" if profile.fingerprint == here else "ANOTHER device"
+        console.print(f"{profile.device.get('cpu_model', '?')} x{profile.device.get('logical_cores', '?')} "
+                      f"(fingerprint {profile.fingerprint}, {where}); {profile.backend} ({profile.backend_version}), "
+                      f"{profile.threads} thread(s); built {profile.created_at} from "
+                      f"{profile.build.get('networks', '?')} networks in "
+                      f"{profile.build.get('seconds', 0) / 60:.1f} min", highlight=False)
+        console.print(f"  held-out accuracy: {profile.accuracy.sentence()}", highlight=False)
+        for kind, costs in profile.kernel_costs().items():
+            console.print(f"  {kind}: " + ", ".join(f"{name} {value:.3g} ms" for name, value in costs.items()),
+                          highlight=False)
+
+
+@profile_app.command("export")
+def profile_export(
+    file: Annotated[str, typer.Argument(help="JSON file to write.")],
+    threads: Threads = 1,
+    backend: Backend = "litert",
+    storage: CacheStorage = None,
+) -> None:
+    """Write this device's profile to a file, for others to import."""
+    from pathlib import Path
+
+    from archsearch.latency.profile import require_profile
+
+    choice = require_profile(backend, threads, storage)
+    Path(file).write_text(choice.profile.to_json())
+    console.print(f"{file}: profile of {choice.profile.device.get('cpu_model', '?')} ({backend}, {threads} "
+                  f"thread(s))", highlight=False)
+    if choice.caveat:
+        console.print(f"note: {choice.caveat}", highlight=False)
+
+
+@profile_app.command("import")
+def profile_import(file: Annotated[str, typer.Argument(help="A file written by `archsearch profile export`.")],
+                   storage: CacheStorage = None) -> None:
+    """Store a profile measured elsewhere; predictions then use it, saying which device it describes."""
+    from pathlib import Path
+
+    from archsearch.latency import device_info
+    from archsearch.latency.profile import DeviceProfile, ProfileError, store_profile
+
+    path = Path(file)
+    if not path.is_file():
+        raise ProfileError(f"{file}: no such file")
+    profile = DeviceProfile.from_json(path.read_text(errors="replace"), file)
+    store_profile(profile, storage)
+    console.print(f"imported the profile of {profile.device.get('cpu_model', '?')} ({profile.backend}, "
+                  f"{profile.threads} thread(s)); {profile.accuracy.sentence()}", highlight=False)
+    if profile.fingerprint != device_info().fingerprint:
+        console.print(f"note: built on another device (fingerprint {profile.fingerprint}, this machine is "
+                      f"{device_info().fingerprint}): its predictions are that device's latencies", highlight=False)
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ import pytest
 import archsearch
 
 
-def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def run(*args: str, cwd=None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "archsearch", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200"})
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def test_references_json_lists_every_reference():

@@ -1,7 +1,7 @@
-"""SQLAlchemy tables of archsearch's own (latency measurements, part lookup table, trained weights)."""
+"""SQLAlchemy tables of archsearch's own (latency measurements, part lookup table, device profiles, trained weights)."""
 
 from archsearch.db.engine import Store, StoreError, cache_dir, default_cache_url
-from archsearch.db.models import Base, NetworkLatency, PartLatency, TrialWeights
+from archsearch.db.models import Base, DeviceProfileRecord, NetworkLatency, PartLatency, TrialWeights
 
-__all__ = ["Base", "NetworkLatency", "PartLatency", "Store", "StoreError", "TrialWeights", "cache_dir",
-           "default_cache_url"]
+__all__ = ["Base", "DeviceProfileRecord", "NetworkLatency", "PartLatency", "Store", "StoreError", "TrialWeights",
+           "cache_dir", "default_cache_url"]

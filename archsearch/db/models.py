@@ -1,6 +1,6 @@
 """archsearch's own tables. They live beside Optuna's in the same database and hold
-facts Optuna does not model: latency measurements of whole networks and of parts, and
-the trained weights of study trials.
+facts Optuna does not model: latency measurements of whole networks and of parts, device
+profiles (per-kernel latency regressors), and the trained weights of study trials.
 
 Table names carry an ``archsearch_`` prefix so they never collide with Optuna's.
 """
@@ -92,3 +92,23 @@ class TrialWeights(Base):
     @classmethod
     def get(cls, session: Session, study_name: str, trial_number: int) -> TrialWeights | None:
         return session.get(cls, (study_name, trial_number))
+
+
+class DeviceProfileRecord(Base):
+    """A device profile (``archsearch.latency.profile.DeviceProfile``) as JSON, keyed by what it is for.
+
+    One row per device fingerprint, backend (and version) and thread count: building or
+    importing a profile for the same key replaces it.
+    """
+
+    __tablename__ = "archsearch_device_profile"
+    __table_args__ = (UniqueConstraint("fingerprint", "backend", "backend_version", "threads",
+                                       name="uq_archsearch_device_profile"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(32), index=True)
+    backend: Mapped[str] = mapped_column(String(32))
+    backend_version: Mapped[str] = mapped_column(String(64))
+    threads: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -27,7 +27,7 @@ from archsearch.study.front import pareto_front
 from archsearch.study.optuna_storage import ARCHSEARCH_DIRECTIONS, StudyError, is_sqlite, open_storage
 from archsearch.study.protocol import AccuracyProtocol, record_protocol
 from archsearch.study.record import CONFIG_ATTR, INTERRUPTED, Status, TrialRecord, TrialRecorder, records
-from archsearch.study.screening import LatencyScreen
+from archsearch.study.screening import LatencyScreen, ProfileScreen
 from archsearch.study.training import StoppedEarly
 from archsearch.study.trial import TrialEvaluator
 from archsearch.study.weights import TrialWeightStore
@@ -144,6 +144,7 @@ class StudyRunner:
 
     def __init__(self, config: StudyConfig, progress: ProgressCallback | None = None) -> None:
         from archsearch.latency import LatencyPredictor, get_backend, measure_latency
+        from archsearch.latency.profile import this_device_profile
 
         self.config = config
         self.progress = progress
@@ -158,11 +159,26 @@ class StudyRunner:
         record_protocol(self.study, self.protocol)
         close_interrupted(self.study, storage, self.url)
         measure = partial(measure_latency, backend=config.backend, threads=config.threads, storage=self.url)
-        screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)
+        self.profile = this_device_profile(config.backend, config.threads, (self.url, None))
+        screen: LatencyScreen | ProfileScreen
+        if self.profile is not None:
+            screen = ProfileScreen(self.profile, measure, config.budget_ms)
+        else:
+            screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)
         halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
         self.evaluator = TrialEvaluator(config, self.study, self.dataset, screen, measure,
                                         TrialWeightStore(self.url, config.name), halving)
         self._started = time.monotonic()
+
+    @property
+    def latency_plan(self) -> str:
+        """How candidates' latency is obtained in this run, in one sentence for the run's output."""
+        if self.profile is None:
+            return ("latency: every candidate measured (converted and timed) before training; no device profile "
+                    "for this machine yet (`archsearch profile build` makes one in about 15 minutes)")
+        return (f"latency: screened by this machine's device profile (trusted within +/-"
+                f"{self.profile.accuracy.band:.0%}); trained candidates and those near the budget are measured, "
+                f"and the measurement is what the study records")
 
     @property
     def shown_url(self) -> str:

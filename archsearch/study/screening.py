@@ -1,9 +1,13 @@
 """Step 3 of a trial: the latency that decides whether a candidate is trained at all.
 
-Predicting costs one short measurement per part missing from the predictor's table;
-measuring the whole network costs one conversion and a timing. When more than
-``max_missing_parts`` parts are missing (typical early in a study of a large space) the
-network is measured outright, before any training, and that measurement is final.
+With a device profile for this machine (``archsearch profile build``), a candidate is
+screened by the profile's prediction, which converts and runs nothing: clearly over the
+budget, it is rejected; clearly under, it is trained and measured afterwards; within the
+profile's error band of the budget, it is measured now and the measurement decides
+(``ProfileScreen``). Without one, screening works as before the profile existed
+(``LatencyScreen``): predicting costs one short measurement per part missing from the
+per-part table, and when more than ``max_missing_parts`` parts are missing the network
+is measured outright, before any training, and that measurement is final.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from archsearch.spec import NetworkSpec
 
 if TYPE_CHECKING:
     from archsearch.latency import LatencyPredictor, LatencyResult
+    from archsearch.latency.profile import DeviceProfile
 
 Measure = Callable[[NetworkSpec], "LatencyResult"]
 
@@ -25,14 +30,24 @@ MAX_MISSING_PARTS = 3
 
 @dataclass(frozen=True)
 class Screening:
-    """A candidate's screening latency, how it was obtained, and the measurement when there was one."""
+    """A candidate's screening latency, how it was obtained, and the measurement when there was one.
+
+    ``predicted_ms`` is the prediction made on the way (also when a measurement followed);
+    ``margin`` is the relative error a prediction is trusted within, when the screen knows it.
+    """
 
     latency_ms: float
     source: Literal["predicted", "measured"]
     measurement: LatencyResult | None = None
+    predicted_ms: float | None = None
+    margin: float | None = None
 
     def rejects(self, budget_ms: float, margin: float) -> bool:
-        """Clearly over budget: a prediction beyond ``budget * (1 + margin)``, a measurement beyond the budget."""
+        """Clearly over budget: a prediction beyond ``budget * (1 + margin)``, a measurement beyond the budget.
+
+        The screening's own ``margin`` (a profile's error band) takes precedence over ``margin``.
+        """
+        margin = self.margin if self.margin is not None else margin
         limit = budget_ms * (1 + margin) if self.source == "predicted" else budget_ms
         return self.latency_ms > limit
 
@@ -55,7 +70,29 @@ class LatencyScreen:
         if measure or self.missing_parts(spec) > self.max_missing_parts:
             measured = self.measure(spec)
             return Screening(measured.median_ms, "measured", measured)
-        return Screening(self.predictor.predict(spec).latency_ms, "predicted")
+        predicted = self.predictor.predict(spec).latency_ms
+        return Screening(predicted, "predicted", predicted_ms=predicted)
 
 
-__all__ = ["MAX_MISSING_PARTS", "LatencyScreen", "Measure", "Screening"]
+class ProfileScreen:
+    """Screens candidates by a device profile's prediction; measures only those near the budget.
+
+    ``band`` is the profile's relative error that held-out networks stayed within (its
+    95th percentile): a prediction further than that from the budget decides alone.
+    """
+
+    def __init__(self, profile: DeviceProfile, measure: Measure, budget_ms: float) -> None:
+        self.profile, self.measure, self.budget_ms = profile, measure, budget_ms
+        self.band = profile.accuracy.band
+
+    def screen(self, spec: NetworkSpec, measure: bool = False) -> Screening:
+        """Predict ``spec``; measure it now when told to (references) or when the prediction is within the band."""
+        predicted = self.profile.predict(spec)
+        near = self.budget_ms * (1 - self.band) <= predicted <= self.budget_ms * (1 + self.band)
+        if measure or near:
+            measured = self.measure(spec)
+            return Screening(measured.median_ms, "measured", measured, predicted_ms=predicted, margin=self.band)
+        return Screening(predicted, "predicted", predicted_ms=predicted, margin=self.band)
+
+
+__all__ = ["MAX_MISSING_PARTS", "LatencyScreen", "Measure", "ProfileScreen", "Screening"]

@@ -17,7 +17,7 @@ from archsearch.spec import NetworkSpec, canonical_json, spec_hash
 from archsearch.study.config import StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving, rung_population
 from archsearch.study.record import Status, TrialRecord, TrialRecorder, records
-from archsearch.study.screening import LatencyScreen, Measure
+from archsearch.study.screening import LatencyScreen, Measure, ProfileScreen
 from archsearch.study.training import train_candidate
 from archsearch.study.weights import TrialWeightStore
 
@@ -53,8 +53,9 @@ def record_spec(recorder: TrialRecorder, spec: NetworkSpec) -> str:
 class TrialEvaluator:
     """Evaluates one spec inside a running Optuna trial of ``study``."""
 
-    def __init__(self, config: StudyConfig, study: optuna.Study, dataset: Dataset, screen: LatencyScreen,
-                 measure: Measure, weights: TrialWeightStore, halving: SuccessiveHalving | None) -> None:
+    def __init__(self, config: StudyConfig, study: optuna.Study, dataset: Dataset,
+                 screen: LatencyScreen | ProfileScreen, measure: Measure, weights: TrialWeightStore,
+                 halving: SuccessiveHalving | None) -> None:
         self.config, self.study, self.dataset = config, study, dataset
         self.screen, self.measure, self.weights, self.halving = screen, measure, weights, halving
 
@@ -72,8 +73,8 @@ class TrialEvaluator:
 
         screening = self.screen.screen(spec, measure=is_reference)
         recorder.set(latency_source=screening.source, screen_latency_ms=screening.latency_ms)
-        if screening.source == "predicted":
-            recorder.set(predicted_latency_ms=screening.latency_ms)
+        if screening.predicted_ms is not None:
+            recorder.set(predicted_latency_ms=screening.predicted_ms)
         if not is_reference and screening.rejects(budget, self.config.reject_margin):
             # Recorded as infeasible with its latency, never trained; accuracy 0 is a
             # placeholder (trained: false) and the constraint keeps it off the front.
