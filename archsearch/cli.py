@@ -262,6 +262,8 @@ class _StudyProgress:
         result = (f"acc {report.accuracy:.3f}, {report.latency_ms:.2f} ms" if report.accuracy is not None
                   else (report.reason or ""))
         self.bar.console.print(f"#{report.number} {what}: {report.status} ({result}) in {report.seconds:.0f} s")
+        if report.notice:
+            self.bar.console.print(f"[bold yellow]{report.notice}[/]", highlight=False)
         best = f"{progress.best_accuracy:.3f}" if progress.best_accuracy is not None else "-"
         self.bar.update(self.task, total=progress.total, completed=progress.done,
                         description=f"trial {progress.done}/{total} · best feasible acc {best} · "
@@ -274,6 +276,14 @@ def _print_study(study: Any, storage_url: str) -> None:
     report = study_report(study, storage_url)
     _print_front(report)
     console.print(f"database: {report['storage']}")
+
+
+def _print_canary(report: dict[str, Any]) -> None:
+    canary = report.get("canary")
+    if canary and canary["drifted"]:
+        console.print(f"[bold yellow]canary: {canary['anchor']}'s latency moved up to {canary['max_deviation']:.0%} "
+                      f"from its first reading in this study (noise band {canary['band']:.0%}): latencies were "
+                      f"measured in more than one regime of the device[/]", highlight=False)
 
 
 def _print_front(report: dict[str, Any]) -> None:
@@ -293,6 +303,7 @@ def _print_front(report: dict[str, Any]) -> None:
         console.print(report["accuracy_protocol"]["summary"])
     for verdict in report["reference_verdicts"]:
         console.print(reference_sentence(verdict))
+    _print_canary(report)
 
 
 @app.command()

@@ -7,13 +7,20 @@ The parent side imports no TensorFlow; conversion and timing happen in
 from archsearch.latency.backends import BACKENDS, BackendUnavailableError, get_backend
 from archsearch.latency.client import persistent_worker
 from archsearch.latency.device import DeviceInfo, device_info
-from archsearch.latency.measure import LatencyError, LatencyResult, measure_latencies, measure_latency, measure_tflite
+from archsearch.latency.measure import (
+    LatencyError,
+    LatencyResult,
+    measure_latencies,
+    measure_latency,
+    measure_tflite,
+    remeasure_latency,
+)
 from archsearch.latency.predictor import Calibration, LatencyPredictor, Part, Prediction, decompose, predict_latency
 from archsearch.latency.timing import TimingPolicy, TimingStats, time_runs
 
 __all__ = [
     "BACKENDS", "BackendUnavailableError", "Calibration", "DeviceInfo", "LatencyError", "LatencyPredictor",
     "LatencyResult", "Part", "Prediction", "TimingPolicy", "TimingStats", "decompose", "device_info",
-    "get_backend", "measure_latencies", "measure_latency", "measure_tflite", "persistent_worker", "predict_latency",
+    "get_backend", "measure_latencies", "measure_latency", "measure_tflite", "persistent_worker", "predict_latency", "remeasure_latency",
     "time_runs",
 ]

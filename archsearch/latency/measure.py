@@ -126,6 +126,25 @@ def measure_latencies(specs: list[NetworkSpec], backend: str = "litert", threads
     return [results[digest] for digest in digests]
 
 
+def remeasure_latency(spec: NetworkSpec, backend: str = "litert", threads: int = 1) -> LatencyResult:
+    """Measure ``spec`` again now, bypassing and leaving untouched the cache (a canary; drift checks).
+
+    The converted flatbuffer is reused when one exists; only the timing is repeated.
+    """
+    check_settings(threads, None)
+    info = get_backend(backend)
+    digest = spec_hash(spec)
+    policy = TimingPolicy()
+    job = {"id": digest, "spec": spec_to_dict(spec), "artifact": f"network-{digest}"}
+    result = run_worker([job], info, threads, policy)[digest]
+    if not result["ok"]:
+        raise LatencyError(f"{spec.name}: {result['error']}")
+    stats, shape = result["stats"], input_shape_of(spec)
+    return LatencyResult(stats["median_ms"], stats["p10_ms"], stats["p90_ms"], stats["runs"], info.name,
+                         info.version(), threads, shape, digest, False,
+                         protocol_record(info, threads, shape, policy, stats))
+
+
 def _store(session: Any, spec: NetworkSpec, digest: str, setup: dict[str, Any], stats: dict[str, Any],
            info: BackendInfo, threads: int, policy: TimingPolicy) -> LatencyResult:
     row = NetworkLatency.find(session, digest, setup)

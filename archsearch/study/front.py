@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from archsearch.study.canary import canary_summary
 from archsearch.study.fidelity import dominates
 from archsearch.study.protocol import LABEL, AccuracyProtocol
 from archsearch.study.record import TrialRecord, recorded_config, records
@@ -183,6 +184,7 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "dominated_references": dominated_references(study),
         "reference_verdicts": [asdict(v) for v in reference_verdicts(study)],
         "failures": [{"trial": n, "reason": r} for n, r in failures(study)],
+        "canary": canary_summary(study),
     }
 
 

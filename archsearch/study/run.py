@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archsearch.data import Dataset, load_dataset
 from archsearch.references import load_reference
 from archsearch.space import SearchSpace, load_space
+from archsearch.study.canary import Canary
 from archsearch.study.config import LEGACY_SETTINGS, StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving
 from archsearch.study.front import pareto_front
@@ -62,6 +63,8 @@ class TrialReport:
     reference: str | None = None
     reason: str | None = None
     progress: StudyProgress | None = None
+    notice: str | None = None
+    """A warning to show after this trial (the canary saw the device drift)."""
 
 
 ProgressCallback = Callable[[optuna.Study, TrialReport], None]
@@ -143,7 +146,7 @@ class StudyRunner:
     """Runs one study: owns its data, space, latency screen and trial evaluator."""
 
     def __init__(self, config: StudyConfig, progress: ProgressCallback | None = None) -> None:
-        from archsearch.latency import LatencyPredictor, get_backend, measure_latency
+        from archsearch.latency import LatencyPredictor, get_backend, measure_latency, remeasure_latency
         from archsearch.latency.profile import this_device_profile
 
         self.config = config
@@ -165,6 +168,9 @@ class StudyRunner:
             screen = ProfileScreen(self.profile, measure, config.budget_ms)
         else:
             screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)
+        anchor = self.space.references[0] if self.space.references else "mobilenet_v3_small"
+        self.canary = Canary(self.study, load_reference(anchor, classes=self.dataset.classes),
+                             partial(remeasure_latency, backend=config.backend, threads=config.threads))
         halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
         self.evaluator = TrialEvaluator(config, self.study, self.dataset, screen, measure,
                                         TrialWeightStore(self.url, config.name), halving)
@@ -256,6 +262,9 @@ class StudyRunner:
         started = time.perf_counter()
         self.study.optimize(objective, n_trials=1, catch=(Exception,))
         report.seconds = time.perf_counter() - started
+        done = len(search_trials(self.study))
+        if self.canary.due(done):  # after the trial: never while training runs
+            report.notice = self.canary.check(done)
         if self.progress is not None:
             report.progress = self.snapshot()
             self.progress(self.study, report)
