@@ -208,3 +208,42 @@ def test_profile_screen_measures_only_near_the_budget():
     assert 0 < len(measured) < len(specs)
     assert screen.screen(specs[0], measure=True).source == "measured"  # references are always measured
 
+
+
+@pytest.mark.slow
+def test_profile_built_on_this_device_predicts_held_out_networks_and_screens_a_study(tmp_path, monkeypatch):
+    """Real LiteRT throughout: build on part of the tiny space, predict the rest, then screen a study with it."""
+    from conftest import write_tiny_inputs
+
+    from archsearch.latency import measure_latency
+    from archsearch.latency.profile_build import build_profile
+    from archsearch.study import StudyConfig, StudyRunner
+    from archsearch.study.record import Status, records
+
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_tiny_inputs(tmp_path)
+    space_path = str(root / "tiny_space.yaml")
+    profile = build_profile(spaces=(space_path,), max_networks=24, batch=8, minutes=10)
+    assert profile.build["networks"] == 24 and profile.accuracy.networks == 24
+    store_profile(profile)
+
+    seen = set(profile.training_hashes)
+    unseen = [s for s in sample_specs(load_space(space_path), 64, seed=5) if archsearch.spec_hash(s) not in seen][:6]
+    errors = [profile.predict(s) / measure_latency(s).median_ms - 1 for s in unseen]
+    assert len(errors) == 6 and float(np.median(np.abs(errors))) < 0.20, errors
+
+    space = load_space(space_path).with_overrides(classes=10)
+    budget = float(np.median([profile.predict(s) for s in sample_specs(space, 64, seed=1)]))
+    config = StudyConfig(name="screened", space=space_path, dataset=str(root / "tiny.npz"), budget_ms=budget,
+                         trials=8, epochs=1, references=False, storage=f"sqlite:///{tmp_path / 'screened.db'}")
+    runner = StudyRunner(config)
+    assert runner.profile is not None and "device profile" in runner.latency_plan
+    study = runner.run()
+    trials = [r for r in records(study) if r.status != Status.DUPLICATE]
+    assert all(r.predicted_latency_ms is not None for r in trials)
+    rejected = [r for r in trials if r.status == Status.REJECTED_PREDICTED]
+    for r in rejected:  # decided on the prediction alone: never converted or timed
+        assert r.latency_source == "predicted" and r.measured_latency_ms is None
+    for r in trials:
+        if r.status == Status.COMPLETE:  # what the study records is the measurement
+            assert r.measured_latency_ms is not None and r.values[1] == r.measured_latency_ms
