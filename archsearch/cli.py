@@ -23,7 +23,16 @@ app = typer.Typer(
 console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-StudyStorage = Annotated[Optional[str], typer.Option("--storage", help="Storage URL (default: studies/*.db).")]
+def _storage(value: Optional[str]) -> Optional[str]:
+    from archsearch.urls import read_storage
+
+    return read_storage(value)
+
+
+StudyStorage = Annotated[Optional[str], typer.Option(
+    "--storage", envvar="ARCHSEARCH_STORAGE", callback=_storage, show_envvar=True,
+    help="Optuna storage URL, or @FILE to read it from a file (a password on the command line is visible to "
+         "every user of the machine); default: $ARCHSEARCH_STORAGE, else sqlite:///studies/NAME.db.")]
 
 
 @app.callback()
@@ -193,8 +202,7 @@ def run(
     train_size: Annotated[Optional[int], typer.Option(
         help="A fixed proxy training resolution instead (only for spaces that do not search input.size).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Proxy-training epochs per candidate.")] = None,
-    storage: Annotated[Optional[str], typer.Option(
-        help="Optuna storage URL (default sqlite:///studies/NAME.db).")] = None,
+    storage: StudyStorage = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (sampler, training).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Threads for latency measurement.")] = None,
     sampler: Annotated[Optional[str], typer.Option(help="tpe (default), nsga2 or random.")] = None,

@@ -2,7 +2,10 @@
 
 A URL given with ``--storage`` is used as given and shown only through ``shown_url``:
 in terminal output, error messages, dashboards (pages people share) and anything
-stored in a study.
+stored in a study. A URL holding a password need not appear on a command line, where
+every user of the machine can read it in the process list: ``--storage @FILE`` reads it
+from a file, and ``ARCHSEARCH_STORAGE`` supplies it from the environment
+(``read_storage``).
 """
 
 from __future__ import annotations
@@ -41,4 +44,24 @@ def scrubbed(text: str, url: str) -> str:
     return text.replace(str(password), "***") if password else text
 
 
-__all__ = ["scrubbed", "shown_url"]
+def read_storage(value: str | None) -> str | None:
+    """A storage URL as given, or, for ``@FILE``, the first non-blank line of that file."""
+    from pathlib import Path
+
+    from archsearch.errors import ArchsearchError
+
+    if not value or not value.startswith("@"):
+        return value
+    path = Path(value[1:]).expanduser()
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise ArchsearchError(f"storage file {path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
+        raise ArchsearchError(f"storage file {path}: cannot read it ({type(error).__name__})") from None
+    if not lines:
+        raise ArchsearchError(f"storage file {path} is empty: it should hold one storage URL")
+    return lines[0]
+
+
+__all__ = ["read_storage", "scrubbed", "shown_url"]

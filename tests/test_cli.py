@@ -93,7 +93,13 @@ def _commands() -> list[str]:
 
 def test_the_app_is_a_group_with_the_documented_commands():
     assert _commands() == sorted(["references", "show", "validate", "spaces", "latency", "run", "studies",
-                                  "show-study", "dashboard", "export"])
+                                  "show-study", "dashboard", "export", "profile"])
+    import typer
+
+    from archsearch.cli import app
+
+    profile = typer.main.get_command(app).commands["profile"]
+    assert sorted(profile.commands) == ["build", "export", "import", "show"]
 
 
 @pytest.mark.parametrize("command", _commands())
@@ -119,3 +125,22 @@ def test_ci_runs_the_readme_test_command():
     assert command in ci_commands
     script = (root / command.split()[0]).read_text()
     assert "chromium" in script and "postgresql" in script and "pip install -q -e '.[test]'" in script
+
+
+def test_storage_from_the_environment_or_a_file(tmp_path):
+    """A URL with a password need not be on the command line (where `ps` shows it to everyone)."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'team.db'}"
+    optuna.create_study(study_name="shared", storage=url, directions=["maximize", "minimize"])
+    from_env = run("studies", "--json", env={"ARCHSEARCH_STORAGE": url})
+    assert from_env.returncode == 0 and [row["study"] for row in json.loads(from_env.stdout)] == ["shared"]
+    secret = tmp_path / "storage-url"
+    secret.write_text(f"\n{url}\n")
+    from_file = run("show-study", "shared", "--storage", f"@{secret}", "--json")
+    assert from_file.returncode == 0 and json.loads(from_file.stdout)["study"] == "shared"
+    for value, message in ((f"@{tmp_path / 'missing'}", "no such file"), (f"@{tmp_path}", "cannot read it")):
+        refused = run("studies", "--storage", value)
+        assert refused.returncode == 2 and message in refused.stderr and refused.stderr.count("\n") == 1
+    (tmp_path / "empty").write_text("\n")
+    assert "is empty" in run("studies", "--storage", f"@{tmp_path / 'empty'}").stderr
