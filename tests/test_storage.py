@@ -81,3 +81,35 @@ def test_a_study_on_postgresql_runs_resumes_lists_and_exports(postgres_url, tmp_
     assert load_keras_model(root / "served.keras").count_params() == trained.user_attrs["params"]
     # Plain Optuna on the server sees the same study.
     assert optuna.load_study(study_name="served", storage=postgres_url).trials[0].user_attrs["spec_hash"]
+
+
+def test_a_second_process_on_a_sqlite_study_is_refused(tmp_path):
+    """One process per SQLite file (no heartbeat there): the second is told to use PostgreSQL; nothing is lost."""
+    import subprocess
+    import sys
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from archsearch.study.optuna_storage import SqliteLock\n"
+        f"SqliteLock({url!r}).acquire()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        optuna.create_study(study_name="kept", storage=url, directions=["maximize", "minimize"])
+        result = subprocess.run([sys.executable, "-m", "archsearch", "run", "--budget-ms", "20", "--storage", url],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert f"in use by another archsearch process (pid {holder.pid})" in result.stderr
+        assert "PostgreSQL" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["kept"]
+    # The lock goes with the process: once it is gone (even killed), the file is free again.
+    from archsearch.study.optuna_storage import SqliteLock
+
+    SqliteLock(url).acquire().release()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from sqlalchemy.engine import make_url
@@ -40,6 +41,65 @@ def _prepare_sqlite(url: str) -> None:
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite:")
+
+
+class SqliteLock:
+    """One process per SQLite study file: an advisory lock on ``<file>.lock`` for the runner's lifetime.
+
+    SQLite serialises writers but gives Optuna no heartbeat, and a second runner on the
+    same file would take the first one's running trial for an interrupted one. The lock
+    is the kernel's (``flock``): it goes with the process, so a killed run never leaves a
+    stale one behind. Server storage (PostgreSQL) and in-memory SQLite need none.
+    """
+
+    _held: dict[Path, list[Any]] = {}  # lock file -> [open handle, holders in this process]
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self.path = (Path(f"{parsed.database}.lock").resolve() if parsed.get_backend_name() == "sqlite"
+                     and parsed.database and parsed.database != ":memory:" else None)
+        self.url = url
+        self._holding = False
+
+    def acquire(self) -> SqliteLock:
+        """Take the lock (shared by every runner of this process); ``StudyError`` if another process has it."""
+        if self.path is None or self._holding:
+            return self
+        if self.path in self._held:  # this process already runs on the file: one process is the rule
+            self._held[self.path][1] += 1
+            self._holding = True
+            return self
+        import fcntl
+        import os
+
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise StudyError(
+                f"storage {shown_url(self.url)!r} is in use by another archsearch process (pid {holder}): a SQLite "
+                f"file serves one process; to run several workers on one study, put it on PostgreSQL "
+                f"(--storage postgresql://...)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._held[self.path] = [handle, 1]
+        self._holding = True
+        return self
+
+    def release(self) -> None:
+        if not self._holding or self.path is None:
+            return
+        self._holding = False
+        entry = self._held[self.path]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._held[self.path]
+            entry[0].close()  # closing drops the flock
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:

@@ -25,7 +25,13 @@ from archsearch.study.canary import Canary
 from archsearch.study.config import LEGACY_SETTINGS, StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving
 from archsearch.study.front import pareto_front
-from archsearch.study.optuna_storage import ARCHSEARCH_DIRECTIONS, StudyError, is_sqlite, open_storage
+from archsearch.study.optuna_storage import (
+    ARCHSEARCH_DIRECTIONS,
+    SqliteLock,
+    StudyError,
+    is_sqlite,
+    open_storage,
+)
 from archsearch.study.protocol import AccuracyProtocol, record_protocol
 from archsearch.study.record import CONFIG_ATTR, INTERRUPTED, Status, TrialRecord, TrialRecorder, records
 from archsearch.study.screening import LatencyScreen, ProfileScreen
@@ -146,8 +152,7 @@ class StudyRunner:
     """Runs one study: owns its data, space, latency screen and trial evaluator."""
 
     def __init__(self, config: StudyConfig, progress: ProgressCallback | None = None) -> None:
-        from archsearch.latency import LatencyPredictor, get_backend, measure_latency, remeasure_latency
-        from archsearch.latency.profile import this_device_profile
+        from archsearch.latency import get_backend
 
         self.config = config
         self.progress = progress
@@ -157,6 +162,19 @@ class StudyRunner:
         check_proxy_sees_resolution(config, self.space)
         self.url = config.storage_url()
         storage = open_storage(self.url)
+        self._lock = SqliteLock(self.url).acquire()  # before anything is written: one process per SQLite file
+        try:
+            self._open(config, storage)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._started = time.monotonic()
+
+    def _open(self, config: StudyConfig, storage: optuna.storages.RDBStorage) -> None:
+        """Everything that writes to the study: its record, the protocol, the latency screen, the evaluator."""
+        from archsearch.latency import LatencyPredictor, measure_latency, remeasure_latency
+        from archsearch.latency.profile import this_device_profile
+
         self.study = open_study(config, storage)
         self.protocol = AccuracyProtocol.of_run(config, self.dataset)
         record_protocol(self.study, self.protocol)
@@ -174,7 +192,6 @@ class StudyRunner:
         halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
         self.evaluator = TrialEvaluator(config, self.study, self.dataset, screen, measure,
                                         TrialWeightStore(self.url, config.name), halving)
-        self._started = time.monotonic()
 
     @property
     def latency_plan(self) -> str:
@@ -196,14 +213,21 @@ class StudyRunner:
         from archsearch.latency import persistent_worker
 
         self._started = time.monotonic()
-        with persistent_worker():
-            if self.config.references:
-                for name in self.space.references:
-                    if not self._has_reference(name):
-                        self._run_trial(reference=name)
-            while not self.finished():
-                self._run_trial()
+        try:
+            with persistent_worker():
+                if self.config.references:
+                    for name in self.space.references:
+                        if not self._has_reference(name):
+                            self._run_trial(reference=name)
+                while not self.finished():
+                    self._run_trial()
+        finally:
+            self.close()
         return self.study
+
+    def close(self) -> None:
+        """Let another process use this study's SQLite file (done by ``run``)."""
+        self._lock.release()
 
     def finished(self) -> bool:
         """The study reached its trial count, or the timeout passed."""
