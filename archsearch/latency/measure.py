@@ -67,6 +67,7 @@ def protocol_record(backend: BackendInfo, threads: int, input_shape: str, policy
     return {
         "backend": backend.name, "backend_version": backend.version(), "description": backend.description,
         "threads": threads, "input_shape": input_shape, "precision": "float32", "batch": 1,
+        "statistic": "median of single-invoke times", "anchor": None,
         "device": device_info().as_dict(), "policy": policy.as_dict(),
         "warmup_runs": stats.get("warmup_runs"), "stable": stats.get("stable"),
     }
