@@ -70,6 +70,7 @@ def protocol_record(backend: BackendInfo, threads: int, input_shape: str, policy
         "statistic": "median of single-invoke times", "anchor": None,
         "device": device_info().as_dict(), "policy": policy.as_dict(),
         "warmup_runs": stats.get("warmup_runs"), "stable": stats.get("stable"),
+        "other_statistics": {k: stats[k] for k in ("min_ms", "p20_ms", "iqm_ms") if k in stats},
     }
 
 

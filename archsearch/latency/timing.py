@@ -40,6 +40,10 @@ class TimingStats:
     runs: int
     warmup_runs: int
     stable: bool
+    min_ms: float = float("nan")
+    p20_ms: float = float("nan")
+    iqm_ms: float = float("nan")
+    """Interquartile mean: the mean of the runs between p25 and p75."""
 
     @property
     def spread_ms(self) -> float:
@@ -80,5 +84,7 @@ def time_runs(run: Callable[[], object], policy: TimingPolicy = TimingPolicy()) 
         previous_median = median
 
     times_ms = np.asarray(samples) * 1e3
-    p10, median, p90 = np.percentile(times_ms, [10, 50, 90])
-    return TimingStats(float(median), float(p10), float(p90), len(samples), warmup_runs, stable)
+    p10, p20, p25, median, p75, p90 = np.percentile(times_ms, [10, 20, 25, 50, 75, 90])
+    middle = times_ms[(times_ms >= p25) & (times_ms <= p75)]
+    return TimingStats(float(median), float(p10), float(p90), len(samples), warmup_runs, stable,
+                       float(times_ms.min()), float(p20), float(middle.mean()))
