@@ -82,8 +82,12 @@ def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -
     def ceiling(values: dict[str, dict[int, float]]) -> dict[str, float]:
         a = [values[h][seeds[0]] for h in complete]
         b = [values[h][seeds[1]] for h in complete]
+        differences = np.subtract(a, b)
+        # The 95% band of the difference between two single-seed accuracies (each pair's
+        # difference has the variance of such a difference): what archsearch's verdicts use.
         return {"kendall_tau": float(kendalltau(a, b).statistic), "spearman_rho": float(spearmanr(a, b).statistic),
-                "mean_abs_seed_difference": float(np.mean(np.abs(np.subtract(a, b))))}
+                "mean_abs_seed_difference": float(np.mean(np.abs(differences))),
+                "seed_band_95": float(1.96 * np.sqrt(np.mean(differences ** 2)))}
 
     def top_k(k: int) -> float:
         k = min(k, len(complete))
@@ -107,7 +111,16 @@ def main() -> None:
                         help="proxy rules to compare: a scale of the input size, or a fixed size like 32px")
     parser.add_argument("--max-macs", type=float, default=450e6, help="roughly the default 20 ms budget here")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "proxy_fidelity.json"))
+    parser.add_argument("--summary-only", action="store_true",
+                        help="recompute the statistics of the runs in --out without training anything")
     args = parser.parse_args()
+    if args.summary_only:
+        stored = json.loads(Path(args.out).read_text())
+        settings = stored["settings"]
+        summary = statistics(stored["runs"], settings["seeds"], settings["proxies"])
+        write_results(Path(args.out), {**stored, "summary": summary})
+        print(json.dumps(summary, indent=2))
+        return
 
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
@@ -118,10 +131,11 @@ def main() -> None:
     networks = choose_networks(args.networks, dataset.classes, args.max_macs, seed=0)
     # Cheap runs first, so a partial result already ranks every network by its proxy.
     plan = [(spec, f"proxy {proxy}", seed) for proxy in args.proxies for spec in networks for seed in args.seeds]
-    # Deployment runs grouped by input size: only one deployment size is held in memory at a
-    # time (digits-clutter at all seven sizes 128-320 would hold about 11 GB).
+    # Deployment runs seed by seed (every network's first seed ranks them all early), grouped
+    # by input size within a seed: one deployment size is held in memory at a time
+    # (digits-clutter at all seven sizes 128-320 would hold about 11 GB).
     plan += sorted(((spec, "deploy", seed) for spec in networks for seed in args.seeds),
-                   key=lambda item: (item[0].input.size, count_macs(item[0])))
+                   key=lambda item: (item[2], item[0].input.size, count_macs(item[0])))
     deploy_data: Dataset | None = None
     for spec, kind, seed in plan:
         digest = spec_hash(spec)

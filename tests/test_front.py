@@ -96,3 +96,31 @@ def test_a_verdict_must_exceed_the_noise_of_the_validation_set(shadowed):
     assert accuracy_margin(1.0, 1.0, 360) == 1 / 360  # never less than one image
     verdict = {v.reference: v for v in reference_verdicts(study)}["mobilenet_v3_large"]
     assert verdict.dominated_by == [] and verdict.on_par == [4, 2, 3, 9, 8, 6]
+
+
+def test_a_verdict_must_also_survive_a_change_of_training_seed(shadowed):
+    """The default protocol's measured seed band widens the margin; an unmeasured protocol says so."""
+    import math
+
+    from archsearch.study.front import accuracy_margin, reference_sentence
+    from archsearch.study.record import PROTOCOL_ATTR
+    from archsearch.study.seed_noise import seed_noise
+
+    default = {"dataset": "digits-clutter", "validation_images": 1080, "train_images": 1437,
+               "resolution": "0.25 x input size (multiple of 8)", "epochs": 6, "batch_size": 64,
+               "learning_rate": 0.003, "weight_decay": 1e-4, "batchnorm_momentum": 0.9, "seed": 0}
+    noise = seed_noise(default)
+    assert noise is not None and 0.05 < noise.band < 0.3 and noise.networks >= 12
+    assert seed_noise({**default, "epochs": 12}) is None  # another protocol: not measured
+    images = accuracy_margin(0.889, 0.925, 1080)
+    assert accuracy_margin(0.889, 0.925, 1080, noise.band) == pytest.approx(math.hypot(images, noise.band))
+
+    study, _ = shadowed
+    study.set_user_attr(PROTOCOL_ATTR, default)
+    verdict = {v.reference: v for v in reference_verdicts(study)}["mobilenet_v3_large"]
+    assert verdict.seed_band == noise.band and verdict.dominated_by == []  # +3.6 points is within the seed band
+    assert "change of training seed" in reference_sentence(verdict)
+    study.set_user_attr(PROTOCOL_ATTR, {**default, "epochs": 12})
+    verdict = {v.reference: v for v in reference_verdicts(study)}["mobilenet_v3_large"]
+    assert verdict.seed_band is None and verdict.dominated_by == [4, 2]
+    assert "seed-to-seed noise not measured" in reference_sentence(verdict)

@@ -13,6 +13,7 @@ from archsearch.study.canary import canary_summary
 from archsearch.study.fidelity import dominates
 from archsearch.study.protocol import LABEL, AccuracyProtocol
 from archsearch.study.record import TrialRecord, recorded_config, records
+from archsearch.study.seed_noise import seed_noise
 from archsearch.urls import shown_url
 
 
@@ -79,18 +80,22 @@ def search_points(study: optuna.Study) -> list[Point]:
     return [record_point(r) for r in _complete(study) if not r.is_reference and not r.is_duplicate and r.feasible]
 
 
-def accuracy_margin(a: float, b: float, validation_images: int | None) -> float:
-    """How far apart two accuracies on the same ``validation_images`` must be to count as different.
+def accuracy_margin(a: float, b: float, validation_images: int | None, seed_band: float | None = None) -> float:
+    """How far apart two proxy accuracies must be to count as different.
 
-    The 95% band of a difference of two proportions measured on ``n`` images,
-    ``1.96 * sqrt(a(1-a)/n + b(1-b)/n)``, and never less than one image (``1/n``): the
-    same network scored on another draw of validation images, or trained with another
-    seed, moves by about this much. Unknown ``n`` (studies that did not record it): 0.
+    Two independent sources of noise, combined in quadrature: the validation set (the 95%
+    band of a difference of two proportions on ``n`` images, ``1.96 * sqrt(a(1-a)/n +
+    b(1-b)/n)``: the same networks scored on another draw of images) and the training
+    seed (``seed_band``, measured per protocol, ``archsearch.study.seed_noise``: the same
+    networks trained again with another seed). Never less than one image (``1/n``).
+    Unknown ``n`` (studies that did not record it) and no seed band: 0.
     """
+    seed = seed_band or 0.0
     if not validation_images:
-        return 0.0
+        return seed
     n = validation_images
-    return max(1.0 / n, 1.96 * math.sqrt((a * (1 - a) + b * (1 - b)) / n))
+    images = 1.96 * math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+    return max(1.0 / n, math.sqrt(images ** 2 + seed ** 2))
 
 
 @dataclass(frozen=True)
@@ -106,22 +111,27 @@ class ReferenceVerdict:
     on_par: list[int]
     """Trials as fast or faster whose accuracy is within the band (neither clearly better nor worse), best first."""
     validation_images: int | None
+    seed_band: float | None = None
+    """The protocol's measured seed-to-seed band (None: never measured for this protocol)."""
 
     def margin(self, other_accuracy: float) -> float:
-        return accuracy_margin(self.accuracy, other_accuracy, self.validation_images)
+        return accuracy_margin(self.accuracy, other_accuracy, self.validation_images, self.seed_band)
 
 
 def reference_verdicts(study: optuna.Study) -> list[ReferenceVerdict]:
     """Each reference against every feasible, complete search trial (not only the front's).
 
     A trial *dominates* a reference when it is at least as fast and more accurate by more
-    than ``accuracy_margin`` (the noise of the study's validation set); a trial at least as
-    fast whose accuracy is within that margin is *on par*. A reference on the front would
+    than ``accuracy_margin`` (the noise of the study's validation set and, where measured
+    for the study's protocol, of a change of training seed); a trial at least as fast
+    whose accuracy is within that margin is *on par*. A reference on the front would
     otherwise hide the trials that beat another reference, so every trial counts. Best
     first: most accurate, then fastest.
     """
     protocol = AccuracyProtocol.of_study(study)
     images = protocol.validation_images if protocol else None
+    noise = seed_noise(asdict(protocol)) if protocol else None
+    seed = noise.band if noise else None
     candidates = sorted(search_points(study), key=lambda p: (-p.accuracy, p.latency_ms, p.number))
     verdicts = []
     for ref in reference_points(study):
@@ -129,10 +139,11 @@ def reference_verdicts(study: optuna.Study) -> list[ReferenceVerdict]:
             continue
         faster = [p for p in candidates if p.latency_ms <= ref.latency_ms]
         beyond = [p.number for p in faster
-                  if p.accuracy - ref.accuracy > accuracy_margin(ref.accuracy, p.accuracy, images)]
+                  if p.accuracy - ref.accuracy > accuracy_margin(ref.accuracy, p.accuracy, images, seed)]
         par = [p.number for p in faster if p.number not in beyond
-               and ref.accuracy - p.accuracy <= accuracy_margin(ref.accuracy, p.accuracy, images)]
-        verdicts.append(ReferenceVerdict(ref.reference, ref.number, ref.accuracy, ref.latency_ms, beyond, par, images))
+               and ref.accuracy - p.accuracy <= accuracy_margin(ref.accuracy, p.accuracy, images, seed)]
+        verdicts.append(ReferenceVerdict(ref.reference, ref.number, ref.accuracy, ref.latency_ms, beyond, par, images,
+                                         seed))
     return verdicts
 
 
@@ -145,9 +156,15 @@ def reference_sentence(verdict: ReferenceVerdict | dict[str, Any]) -> str:
     if data["on_par"]:
         parts.append(f"on par with trial(s) {', '.join(map(str, data['on_par']))}")
     text = f"{data['reference']} " + ("; ".join(parts) if parts else "is not dominated by any search trial")
-    images = data.get("validation_images")
-    band = f"more accurate beyond the 95% noise band of {images} validation images" if images else \
-        "more accurate (noise band unknown: the study recorded no validation size)"
+    images, seed = data.get("validation_images"), data.get("seed_band")
+    if images:
+        band = f"more accurate beyond the 95% noise band of {images} validation images"
+    else:
+        band = "more accurate (validation noise unknown: the study recorded no validation size)"
+    if seed:
+        band += f" and of a change of training seed ({seed * 100:.1f} points, measured for this protocol)"
+    else:
+        band += "; seed-to-seed noise not measured for this protocol"
     return f"{text} (dominated = as fast or faster and {band})"
 
 
