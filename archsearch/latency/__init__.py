@@ -1,4 +1,4 @@
-"""Latency: measured in a worker process (LiteRT by default), cached, and predicted per part.
+"""Latency: measured in a worker process (LiteRT by default), cached, and predicted by a device profile.
 
 The parent side imports no TensorFlow; conversion and timing happen in
 ``archsearch.latency.worker``.
@@ -16,10 +16,22 @@ from archsearch.latency.measure import (
     remeasure_latency,
 )
 from archsearch.latency.predictor import Calibration, LatencyPredictor, Part, Prediction, decompose, predict_latency
+from archsearch.latency.profile import (
+    DeviceProfile,
+    ProfileAccuracy,
+    ProfileError,
+    require_profile,
+    store_profile,
+    stored_profiles,
+    this_device_profile,
+)
+from archsearch.latency.profile_build import build_profile
 from archsearch.latency.timing import TimingPolicy, TimingStats, time_runs
 
 __all__ = [
-    "BACKENDS", "BackendUnavailableError", "Calibration", "DeviceInfo", "LatencyError", "LatencyPredictor",
+    "BACKENDS", "BackendUnavailableError", "Calibration", "DeviceInfo", "DeviceProfile", "LatencyError",
+    "LatencyPredictor", "ProfileAccuracy", "ProfileError", "build_profile", "require_profile", "store_profile",
+    "stored_profiles", "this_device_profile",
     "LatencyResult", "Part", "Prediction", "TimingPolicy", "TimingStats", "decompose", "device_info",
     "get_backend", "measure_latencies", "measure_latency", "measure_tflite", "persistent_worker", "predict_latency", "remeasure_latency",
     "time_runs",
