@@ -247,3 +247,22 @@ def test_profile_built_on_this_device_predicts_held_out_networks_and_screens_a_s
     for r in trials:
         if r.status == Status.COMPLETE:  # what the study records is the measurement
             assert r.measured_latency_ms is not None and r.values[1] == r.measured_latency_ms
+
+
+def test_profile_screen_learns_the_host_speed_from_what_it_measures():
+    """A profile from a host twice as fast: after one measured network the screen predicts this host's times."""
+    profile = synthetic_profile()
+    specs = sorted(every_spec(per_space=10), key=profile.predict)
+
+    class Measured:
+        def __init__(self, ms: float) -> None:
+            self.median_ms = ms
+
+    screen = ProfileScreen(profile, lambda spec: Measured(2 * profile.predict(spec)), budget_ms=1e9)
+    reference = screen.screen(specs[0], measure=True)  # references are measured: a first pair
+    assert reference.source == "measured" and reference.profile_ms == pytest.approx(profile.predict(specs[0]))
+    screen.observe(reference.profile_ms, reference.latency_ms)
+    later = screen.screen(specs[-1])
+    assert screen.scale == pytest.approx(2.0) and later.predicted_ms == pytest.approx(2 * profile.predict(specs[-1]))
+    resumed = ProfileScreen(profile, lambda spec: Measured(0.0), budget_ms=1e9, pairs=screen.pairs)
+    assert resumed.scale == pytest.approx(2.0)  # a resumed study starts from what it measured

@@ -70,6 +70,8 @@ class TrialRecord:
     screen_latency_ms: float | None = None
     """The latency that decided whether the candidate was trained."""
     predicted_latency_ms: float | None = None
+    profile_latency_ms: float | None = None
+    """The device profile's own prediction, before this study's calibration (``ProfileScreen``)."""
     measured_latency_ms: float | None = None
     latency_protocol: dict[str, Any] | None = None
     """Backend, versions, threads, device, runs, p10/p90 of ``measured_latency_ms``."""

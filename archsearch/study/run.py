@@ -183,7 +183,9 @@ class StudyRunner:
         self.profile = this_device_profile(config.backend, config.threads, (self.url, None))
         screen: LatencyScreen | ProfileScreen
         if self.profile is not None:
-            screen = ProfileScreen(self.profile, measure, config.budget_ms)
+            pairs = [(r.profile_latency_ms, r.measured_latency_ms) for r in records(self.study)
+                     if r.profile_latency_ms is not None and r.measured_latency_ms is not None]
+            screen = ProfileScreen(self.profile, measure, config.budget_ms, pairs)
         else:
             screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)
         anchor = self.space.references[0] if self.space.references else "mobilenet_v3_small"

@@ -12,6 +12,8 @@ is measured outright, before any training, and that measurement is final.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -41,6 +43,8 @@ class Screening:
     measurement: LatencyResult | None = None
     predicted_ms: float | None = None
     margin: float | None = None
+    profile_ms: float | None = None
+    """A device profile's own prediction, before the study's calibration."""
 
     def rejects(self, budget_ms: float, margin: float) -> bool:
         """Clearly over budget: a prediction beyond ``budget * (1 + margin)``, a measurement beyond the budget.
@@ -77,22 +81,43 @@ class LatencyScreen:
 class ProfileScreen:
     """Screens candidates by a device profile's prediction; measures only those near the budget.
 
-    ``band`` is the profile's relative error that held-out networks stayed within (its
-    95th percentile): a prediction further than that from the budget decides alone.
+    The profile's prediction is calibrated to this study's host: every network the study
+    measures (references first, then trained candidates) adds a pair, and predictions are
+    scaled by the median measured/predicted ratio so far. Hosts of the same kind differ by
+    2-3x here, and a profile imported from a team's machine of the same model would
+    otherwise screen every candidate wrongly. ``band`` is the profile's relative error
+    that held-out networks stayed within (its 95th percentile): a calibrated prediction
+    further than that from the budget decides alone.
     """
 
-    def __init__(self, profile: DeviceProfile, measure: Measure, budget_ms: float) -> None:
+    def __init__(self, profile: DeviceProfile, measure: Measure, budget_ms: float,
+                 pairs: list[tuple[float, float]] | None = None) -> None:
         self.profile, self.measure, self.budget_ms = profile, measure, budget_ms
         self.band = profile.accuracy.band
+        self.pairs: list[tuple[float, float]] = list(pairs or [])
+        """(profile prediction, measurement) of every network this study measured."""
+
+    @property
+    def scale(self) -> float:
+        """Measured / predicted on this host: the median ratio of the pairs so far (1 before any)."""
+        if not self.pairs:
+            return 1.0
+        return float(math.exp(statistics.median(math.log(m / p) for p, m in self.pairs if p > 0 and m > 0)))
+
+    def observe(self, raw_prediction_ms: float, measured_ms: float) -> None:
+        """A network this study measured: its profile prediction and its measurement."""
+        self.pairs.append((raw_prediction_ms, measured_ms))
 
     def screen(self, spec: NetworkSpec, measure: bool = False) -> Screening:
         """Predict ``spec``; measure it now when told to (references) or when the prediction is within the band."""
-        predicted = self.profile.predict(spec)
+        raw = self.profile.predict(spec)
+        predicted = raw * self.scale
         near = self.budget_ms * (1 - self.band) <= predicted <= self.budget_ms * (1 + self.band)
         if measure or near:
             measured = self.measure(spec)
-            return Screening(measured.median_ms, "measured", measured, predicted_ms=predicted, margin=self.band)
-        return Screening(predicted, "predicted", predicted_ms=predicted, margin=self.band)
+            return Screening(measured.median_ms, "measured", measured, predicted_ms=predicted, margin=self.band,
+                             profile_ms=raw)
+        return Screening(predicted, "predicted", predicted_ms=predicted, margin=self.band, profile_ms=raw)
 
 
 __all__ = ["MAX_MISSING_PARTS", "LatencyScreen", "Measure", "ProfileScreen", "Screening"]

@@ -75,6 +75,10 @@ class TrialEvaluator:
         recorder.set(latency_source=screening.source, screen_latency_ms=screening.latency_ms)
         if screening.predicted_ms is not None:
             recorder.set(predicted_latency_ms=screening.predicted_ms)
+        if screening.profile_ms is not None:
+            recorder.set(profile_latency_ms=screening.profile_ms)
+        if screening.measurement is not None:
+            self._calibrate(screening.profile_ms, screening.measurement.median_ms)
         if not is_reference and screening.rejects(budget, self.config.reject_margin):
             # Recorded as infeasible with its latency, never trained; accuracy 0 is a
             # placeholder (trained: false) and the constraint keeps it off the front.
@@ -88,7 +92,10 @@ class TrialEvaluator:
                                  screening.latency_ms,
                                  None if is_reference else self.halving,
                                  lambda epoch: rung_population(records(self.study), epoch, trial.number))
-        measured = screening.measurement or self.measure(spec)  # never while training runs
+        measured = screening.measurement
+        if measured is None:
+            measured = self.measure(spec)  # never while training runs
+            self._calibrate(screening.profile_ms, measured.median_ms)
         recorder.set(measured_latency_ms=measured.median_ms,
                      latency_protocol={**measured.protocol, "p10_ms": measured.p10_ms, "p90_ms": measured.p90_ms,
                                        "runs": measured.runs})
@@ -97,6 +104,11 @@ class TrialEvaluator:
             self.weights.keep(trial.number, digest, result.weights)
             recorder.set(weights_stored=True)
         return self._finish(trial, result.accuracy, measured.median_ms, status)
+
+    def _calibrate(self, profile_ms: float | None, measured_ms: float) -> None:
+        """A measured network teaches the profile screen this host's speed."""
+        if profile_ms is not None and isinstance(self.screen, ProfileScreen):
+            self.screen.observe(profile_ms, measured_ms)
 
     def evaluated(self, digest: str) -> TrialRecord | None:
         """An earlier complete search trial of the same network, if any."""
