@@ -58,3 +58,6 @@ def test_show_study_reports_a_drifted_canary(trained_study, tmp_path):
     assert shown.returncode == 0 and "canary: mobilenet_v3_small's latency moved up to 20%" in shown.stdout
     data = json.loads(run("show-study", "drift", "--storage", storage, "--json").stdout)
     assert data["canary"]["drifted"] is True
+    page = tmp_path / "drift.html"
+    assert run("dashboard", "drift", "--storage", storage, "-o", str(page)).returncode == 0
+    assert "the canary (mobilenet_v3_small) moved up to 20%" in page.read_text()

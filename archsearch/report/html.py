@@ -33,7 +33,7 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 6px; }
-.muted { color: #777; } pre { background: #f6f6f6; padding: 8px; font-size: 0.8rem; max-height: 320px;
+.muted { color: #777; } .warning { color: #a15c00; font-weight: 600; } pre { background: #f6f6f6; padding: 8px; font-size: 0.8rem; max-height: 320px;
                                overflow: auto; }
 button { font-size: 0.8rem; margin-right: 6px; cursor: pointer; }
 """
@@ -116,9 +116,13 @@ def _references(views: Sequence[StudyView]) -> str:
 
 
 def _protocols(views: Sequence[StudyView]) -> str:
-    lines = [f"{escape(view.name)}: {escape(view.accuracy_protocol.summary())}" for view in views
-             if view.accuracy_protocol is not None]
-    return "".join(f"<p class='muted protocol'>{line}</p>" for line in lines)
+    lines = [f"<p class='muted protocol'>{escape(view.name)}: {escape(view.accuracy_protocol.summary())}</p>"
+             for view in views if view.accuracy_protocol is not None]
+    lines += [f"<p class='warning canary'>{escape(view.name)}: the canary ({escape(view.canary['anchor'])}) moved "
+              f"up to {view.canary['max_deviation']:.0%} from its first reading (noise band "
+              f"{view.canary['band']:.0%}): this study's latencies come from more than one regime of the device</p>"
+              for view in views if view.canary and view.canary["drifted"]]
+    return "".join(lines)
 
 
 def _failures(views: Sequence[StudyView]) -> str:

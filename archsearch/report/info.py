@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from archsearch.errors import ArchsearchError
 from archsearch.spec import parse_spec, resolve, spec_to_yaml
 from archsearch.study import failures, hypervolume, pareto_front
+from archsearch.study.canary import canary_summary
 from archsearch.study.front import ReferenceVerdict, record_point, reference_verdicts
 from archsearch.study.protocol import AccuracyProtocol
 from archsearch.study.record import recorded_config, records
@@ -86,6 +87,8 @@ class StudyView:
     """Reference -> the feasible search trials that dominate it beyond noise, best first."""
     reference_verdicts: list[ReferenceVerdict] = field(default_factory=list)
     accuracy_protocol: AccuracyProtocol | None = None
+    canary: dict[str, Any] | None = None
+    """The study's canary readings (``canary_summary``): did the device drift during it?"""
     """What the accuracies are (a proxy, and how it was obtained)."""
 
     @property
@@ -213,7 +216,8 @@ def study_view(study: optuna.Study, storage: str) -> StudyView:
         front=front, history=_history(study, budget), latency_pairs=pairs, importances=importances,
         importance_notes=notes, counts=dict(Counter(r.label for r in by_number.values())),
         failures=failures(study), dominated_references={v.reference: v.dominated_by for v in verdicts},
-        reference_verdicts=verdicts, accuracy_protocol=AccuracyProtocol.of_study(study))
+        reference_verdicts=verdicts, accuracy_protocol=AccuracyProtocol.of_study(study),
+        canary=canary_summary(study))
 
 
 __all__ = ["FrontMember", "HistoryStep", "StudyView", "TrialPoint", "spec_oneline", "study_view"]
