@@ -9,7 +9,6 @@ the slow suite (``test_profile_built_on_this_device_predicts_held_out_networks``
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest

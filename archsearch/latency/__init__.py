@@ -30,9 +30,8 @@ from archsearch.latency.timing import TimingPolicy, TimingStats, time_runs
 
 __all__ = [
     "BACKENDS", "BackendUnavailableError", "Calibration", "DeviceInfo", "DeviceProfile", "LatencyError",
-    "LatencyPredictor", "ProfileAccuracy", "ProfileError", "build_profile", "require_profile", "store_profile",
-    "stored_profiles", "this_device_profile",
-    "LatencyResult", "Part", "Prediction", "TimingPolicy", "TimingStats", "decompose", "device_info",
-    "get_backend", "measure_latencies", "measure_latency", "measure_tflite", "persistent_worker", "predict_latency", "remeasure_latency",
-    "time_runs",
+    "LatencyPredictor", "LatencyResult", "Part", "Prediction", "ProfileAccuracy", "ProfileError", "TimingPolicy",
+    "TimingStats", "build_profile", "decompose", "device_info", "get_backend", "measure_latencies", "measure_latency",
+    "measure_tflite", "persistent_worker", "predict_latency", "remeasure_latency", "require_profile", "store_profile",
+    "stored_profiles", "this_device_profile", "time_runs",
 ]

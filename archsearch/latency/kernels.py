@@ -102,7 +102,8 @@ def conv_act(kernel: int, stride: int, cin: int, cout: int, in_size: int, out_si
             *activation_kernels(activation, out_size * out_size * cout)]
 
 
-def dw_act(kernel: int, stride: int, channels: int, in_size: int, out_size: int, activation: str | None) -> list[Kernel]:
+def dw_act(kernel: int, stride: int, channels: int, in_size: int, out_size: int,
+           activation: str | None) -> list[Kernel]:
     return [depthwise_kernel(kernel, stride, channels, in_size, out_size),
             *activation_kernels(activation, out_size * out_size * channels)]
 

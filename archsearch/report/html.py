@@ -33,8 +33,8 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 6px; }
-.muted { color: #777; } .warning { color: #a15c00; font-weight: 600; } pre { background: #f6f6f6; padding: 8px; font-size: 0.8rem; max-height: 320px;
-                               overflow: auto; }
+.muted { color: #777; } .warning { color: #a15c00; font-weight: 600; }
+pre { background: #f6f6f6; padding: 8px; font-size: 0.8rem; max-height: 320px; overflow: auto; }
 button { font-size: 0.8rem; margin-right: 6px; cursor: pointer; }
 """
 
