@@ -199,8 +199,9 @@ class StudyRunner:
     def latency_plan(self) -> str:
         """How candidates' latency is obtained in this run, in one sentence for the run's output."""
         if self.profile is None:
-            return ("latency: every candidate measured (converted and timed) before training; no device profile "
-                    "for this machine yet (`archsearch profile build` makes one in about 15 minutes)")
+            return ("latency: candidates measured (converted and timed) before training, or predicted from the "
+                    "per-part table once it covers them; no device profile for this machine yet "
+                    "(`archsearch profile build` makes one in about 15 minutes)")
         return (f"latency: screened by this machine's device profile (trusted within +/-"
                 f"{self.profile.accuracy.band:.0%}); trained candidates and those near the budget are measured, "
                 f"and the measurement is what the study records")
