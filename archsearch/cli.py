@@ -23,7 +23,10 @@ app = typer.Typer(
 console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
 def _storage(value: Optional[str]) -> Optional[str]:
+    """``--storage`` as given, or read from ``@FILE`` (a password need not be on the command line)."""
     from archsearch.urls import read_storage
 
     return read_storage(value)
