@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from archsearch.errors import UnknownNameError
+from archsearch.registry import BlockRegistry
 from archsearch.spec import NetworkSpec, ResolvedBlock, resolve
 
 
@@ -57,19 +57,10 @@ def dw_bn_cost(kernel: int, channels: int, out_size: int) -> Cost:
 
 
 BlockCostFunction = Callable[[ResolvedBlock], Cost]
-COST_FUNCTIONS: dict[str, BlockCostFunction] = {}
-
-
-def register_cost(block_type: str) -> Callable[[BlockCostFunction], BlockCostFunction]:
-    """Register the cost function of ``block_type``; one per type."""
-
-    def decorator(function: BlockCostFunction) -> BlockCostFunction:
-        if block_type in COST_FUNCTIONS:
-            raise ValueError(f"a cost function for block type {block_type!r} is already registered")
-        COST_FUNCTIONS[block_type] = function
-        return function
-
-    return decorator
+_COSTS: BlockRegistry[BlockCostFunction] = BlockRegistry("a cost function")
+COST_FUNCTIONS = _COSTS.functions
+register_cost = _COSTS.register
+"""Register the cost function of a block type (a decorator); one per type."""
 
 
 @register_cost("conv")
@@ -111,11 +102,7 @@ def _shuffle_cost(rb: ResolvedBlock) -> Cost:
 
 def block_cost(rb: ResolvedBlock) -> Cost:
     """The cost of one resolved block, by its type's registered function."""
-    try:
-        function = COST_FUNCTIONS[rb.type]
-    except KeyError:
-        raise UnknownNameError("block type", rb.type, sorted(COST_FUNCTIONS)) from None
-    return function(rb)
+    return _COSTS.get(rb.type)(rb)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from archsearch.errors import UnknownNameError
+from archsearch.registry import BlockRegistry
 
 if TYPE_CHECKING:
     from archsearch.compile.context import BuildContext
@@ -18,24 +18,12 @@ if TYPE_CHECKING:
 
 Builder = Callable[[Any, "ResolvedBlock", "BuildContext"], Any]
 
-BUILDERS: dict[str, Builder] = {}
-
-
-def register_builder(block_type: str) -> Callable[[Builder], Builder]:
-    """Register the builder of ``block_type``; one builder per type."""
-
-    def decorator(builder: Builder) -> Builder:
-        if block_type in BUILDERS:
-            raise ValueError(f"a builder for block type {block_type!r} is already registered")
-        BUILDERS[block_type] = builder
-        return builder
-
-    return decorator
+_BUILDERS: BlockRegistry[Builder] = BlockRegistry("a builder")
+BUILDERS = _BUILDERS.functions
+register_builder = _BUILDERS.register
+"""Register the builder of a block type (a decorator); one builder per type."""
 
 
 def get_builder(block_type: str) -> Builder:
     """The builder registered for ``block_type``."""
-    try:
-        return BUILDERS[block_type]
-    except KeyError:
-        raise UnknownNameError("block type", block_type, sorted(BUILDERS)) from None
+    return _BUILDERS.get(block_type)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from archsearch.errors import UnknownNameError
+from archsearch.registry import BlockRegistry
 from archsearch.spec import NetworkSpec, ResolvedBlock, resolve
 from archsearch.spec.blocks import SqueezeExciteSpec
 
@@ -115,19 +116,10 @@ def squeeze_excite_kernel(channels: int, reduced: int, size: int) -> Kernel:
 
 
 BlockKernels = Callable[[ResolvedBlock, SqueezeExciteSpec], list[Kernel]]
-KERNEL_FUNCTIONS: dict[str, BlockKernels] = {}
-
-
-def register_kernels(block_type: str) -> Callable[[BlockKernels], BlockKernels]:
-    """Register how a block type decomposes into kernels; one function per type."""
-
-    def decorator(function: BlockKernels) -> BlockKernels:
-        if block_type in KERNEL_FUNCTIONS:
-            raise ValueError(f"kernels for block type {block_type!r} are already registered")
-        KERNEL_FUNCTIONS[block_type] = function
-        return function
-
-    return decorator
+_KERNELS: BlockRegistry[BlockKernels] = BlockRegistry("a kernel decomposition")
+KERNEL_FUNCTIONS = _KERNELS.functions
+register_kernels = _KERNELS.register
+"""Register how a block type decomposes into kernels (a decorator); one function per type."""
 
 
 @register_kernels("conv")
@@ -178,11 +170,7 @@ def _shuffle_kernels(rb: ResolvedBlock, se: SqueezeExciteSpec) -> list[Kernel]:
 
 def block_kernels(rb: ResolvedBlock, se: SqueezeExciteSpec) -> list[Kernel]:
     """The kernels of one resolved block, by its type's registered function."""
-    try:
-        function = KERNEL_FUNCTIONS[rb.type]
-    except KeyError:
-        raise UnknownNameError("block type", rb.type, sorted(KERNEL_FUNCTIONS)) from None
-    return function(rb, se)
+    return _KERNELS.get(rb.type)(rb, se)
 
 
 def network_kernels(spec: NetworkSpec) -> list[Kernel]:
