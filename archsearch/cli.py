@@ -430,7 +430,7 @@ def profile_build(
     from archsearch.latency.profile_build import BuildProgress, build_profile
 
     def progress(step: BuildProgress) -> None:
-        error = step.accuracy.sentence() if step.accuracy else "held-out error from 10 networks on"
+        error = step.accuracy.sentence() if step.accuracy else "held-out error once 10 networks are measured"
         console.print(f"round {step.round}: {step.networks} networks measured in {step.seconds / 60:.1f} min; "
                       f"{error}", highlight=False)
 
