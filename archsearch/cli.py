@@ -211,24 +211,55 @@ def run(
     sampler: Annotated[Optional[str], typer.Option(help="tpe (default), nsga2 or random.")] = None,
     references: Annotated[Optional[bool], typer.Option("--references/--no-references",
                                                        help="Train the space's reference networks too.")] = None,
+    keep_weights: Annotated[Optional[str], typer.Option(
+        "--keep-weights", help="Trained weights to keep: front (default; front members) or all.")] = None,
+    artifacts: Annotated[Optional[str], typer.Option(
+        "--artifacts", help="Where trained weights go: a folder or s3://BUCKET/PREFIX (default: beside a "
+                            "SQLite study; recorded on the study).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="The device the networks are meant for: its agent (`archsearch agent --device NAME`) "
+                         "measures every latency, nothing is timed here.")] = None,
     config: Annotated[Optional[str], typer.Option("--config",
                                                   help="A study written down as YAML (flags override it).")] = None,
 ) -> None:
     """Search a space under a measured latency budget; store every trial; print the Pareto front."""
-    from archsearch.report import write_dashboard
     from archsearch.study import StudyRunner, load_study_config, parse_budget_ms
 
     settings = load_study_config(
         config, budget_ms=None if budget_ms is None else parse_budget_ms(budget_ms), space=space, name=study,
         trials=trials, timeout_minutes=timeout, dataset=dataset, train_scale=train_scale, train_size=train_size,
-        epochs=epochs, storage=storage, seed=seed, threads=threads, sampler=sampler, references=references)
+        epochs=epochs, storage=storage, seed=seed, threads=threads, sampler=sampler, references=references,
+        keep_weights=keep_weights, artifacts=artifacts, device=device)
+    _run_study(StudyRunner(settings))  # validates data, space, storage and resume before any display
+
+
+@app.command()
+def worker(
+    study: Annotated[str, typer.Option("--study", help="The study to join (it must exist).")],
+    storage: StudyStorage = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many minutes.")] = None,
+) -> None:
+    """Join an existing study as one more worker, with the settings the study recorded."""
+    from archsearch.study import StudyRunner, join_config
+
+    _run_study(StudyRunner(join_config(study, storage, timeout)))
+
+
+def _run_study(runner: Any) -> None:
+    """Print what the study is, run it with a progress line, then print its front."""
+    from archsearch.report import write_dashboard
+    from archsearch.study import study_trial_count
+
     _quiet_optuna()
-    runner = StudyRunner(settings)  # validates data, space, storage and resume before any display
+    settings = runner.config
+    total = study_trial_count(runner.study)
     console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "
-                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; storage {runner.shown_url}\n"
+                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; "
+                  f"{'until the timeout' if total is None else f'{total} search trials'}; storage {runner.shown_url}\n"
                   f"{runner.protocol.summary()}\n{runner.latency_plan}")
     with _StudyProgress() as progress:
         runner.progress = progress
+        runner.notify = lambda text: progress.bar.console.print(f"[yellow]{text}[/]", highlight=False)
         result = runner.run()
     _print_study(result, runner.url)
     console.print(f"dashboard: {write_dashboard([result], runner.url)}")
@@ -406,6 +437,36 @@ def export(
         console.print(f"trial {item.trial}: {item.path}")
         if item.card is not None:
             console.print(f"  {item.card.line()}\n  card: {item.path}.json")
+
+
+AgentStorage = Annotated[Optional[str], typer.Option(
+    "--storage", envvar="ARCHSEARCH_STORAGE", callback=_storage, show_envvar=True,
+    help="The database the workers share (a study's storage URL), or @FILE to read it from a file.")]
+
+
+@app.command()
+def agent(
+    device: Annotated[str, typer.Option("--device", help="The device's name, as studies name it.")],
+    storage: AgentStorage = None,
+    backend: Annotated[str, typer.Option(help="Latency backend.")] = "litert",
+    threads: Annotated[int, typer.Option(help="Interpreter threads.")] = 1,
+    max_requests: Annotated[Optional[int], typer.Option(help="Stop after this many requests.")] = None,
+    idle_exit: Annotated[Optional[float], typer.Option(help="Stop after this many seconds without a request.")] = None,
+) -> None:
+    """Serve latency measurements on this device for workers anywhere; run nothing else on it meanwhile."""
+    import signal
+
+    from archsearch.latency.agent import serve
+
+    if not storage:
+        raise ArchsearchError("give --storage URL (or set ARCHSEARCH_STORAGE): the database the workers share")
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # the agent hands back what it holds and unregisters
+
+    signal.signal(signal.SIGTERM, stop)
+    serve(storage, device, backend, threads, max_requests=max_requests, idle_exit_seconds=idle_exit,
+          on_event=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
 
 
 profile_app = typer.Typer(help="Device profiles: per-kernel latency regressors that predict without measuring.",

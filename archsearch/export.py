@@ -33,7 +33,7 @@ from archsearch.spec import NetworkSpec, parse_spec, spec_hash, spec_to_yaml
 from archsearch.study import load_existing_study, pareto_front
 from archsearch.study.protocol import AccuracyProtocol
 from archsearch.study.record import TrialRecord, recorded_config, records
-from archsearch.study.weights import MissingWeightsError, TrialWeightStore
+from archsearch.study.weights import DroppedWeightsError, MissingWeightsError, TrialWeightStore
 
 FORMATS: dict[str, str] = {"yaml": ".yaml", "keras": ".keras", "tflite": ".tflite", "onnx": ".onnx"}
 """Export format -> file suffix."""
@@ -61,7 +61,7 @@ def exportable_trial(study: optuna.Study, number: int) -> TrialRecord:
         raise ExportError(f"study {study.study_name!r} has no trial {number} ({span})")
     record = by_number[number]
     if record.state == TrialState.FAIL:
-        raise ExportError(f"trial {number} failed ({record.failure_reason or 'no reason recorded'}); "
+        raise ExportError(f"trial {number} failed ({record.reason or 'no reason recorded'}); "
                           "nothing to export")
     if record.state == TrialState.PRUNED:
         raise ExportError(f"trial {number} was stopped early and never fully trained; nothing to export")
@@ -92,11 +92,13 @@ def trial_spec(record: TrialRecord | FrozenTrial, study_name: str) -> NetworkSpe
 def _trained_weights(study: optuna.Study, record: TrialRecord, url: str) -> bytes:
     # A duplicate reused an earlier trial's training: its weights are that trial's.
     owner = record.duplicate_of if record.duplicate_of is not None else record.number
+    repeats = f"trial {record.number} repeats trial {owner}: " if owner != record.number else ""
     try:
-        return TrialWeightStore(url, study.study_name).load(owner, record.spec_hash or "")
-    except MissingWeightsError:
-        raise ExportError(f"trial {record.number} has no stored trained weights (trained by an archsearch that "
-                          "did not keep them?); export it as yaml, or run the spec again") from None
+        return TrialWeightStore.of_study(study, url).load(owner, record.spec_hash or "")
+    except DroppedWeightsError as error:  # removed when the trial left the front: the message says what to do
+        raise ExportError(f"{repeats}{error}") from None
+    except MissingWeightsError as error:
+        raise ExportError(f"{repeats}{error}; export it as yaml, or run the spec again") from None
 
 
 def trained_model(spec: NetworkSpec, weights: bytes) -> Any:

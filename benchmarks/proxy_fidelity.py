@@ -51,10 +51,23 @@ def choose_networks(count: int, classes: int, max_macs: float, seed: int) -> lis
 
 def training_size(input_size: int, proxy: str) -> int:
     """A proxy rule (``0.25``: that fraction of the input; ``32px``: a fixed size) applied to ``input_size``."""
-    return int(proxy[:-2]) if proxy.endswith("px") else scaled_train_size(input_size, float(proxy))
+    rule = proxy.split(";")[0]
+    return int(rule[:-2]) if rule.endswith("px") else scaled_train_size(input_size, float(rule))
 
 
-def statistics(rows: list[dict[str, Any]], seeds: list[int], proxies: list[str]) -> dict[str, Any]:
+def proxy_recipe(proxy: str, epochs: int, seed: int) -> TrainConfig:
+    """The recipe of a proxy label: the study's, with any ``;field=value`` overrides (``0.25;batch_size=32``)."""
+    overrides: dict[str, Any] = {"epochs": epochs, "seed": seed}
+    for item in proxy.split(";")[1:]:
+        key, value = item.split("=", 1)
+        kind = type(getattr(TrainConfig, key))
+        overrides[key] = kind(value)
+    return TrainConfig(**overrides)
+
+
+def statistics(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Every proxy in ``rows`` against the deployment runs in ``rows``, and the training time of each kind."""
+    proxies = sorted({row["kind"].split(maxsplit=1)[1] for row in rows if row["kind"].startswith("proxy ")})
     minutes: dict[str, float] = {}
     for row in rows:
         minutes[row["kind"]] = minutes.get(row["kind"], 0.0) + row["seconds"] / 60
@@ -100,6 +113,13 @@ def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -
             "proxy_spread": float(p.max() - p.min()), "deploy_spread": float(d.max() - d.min())}
 
 
+def deploy_rows(path: str | None) -> list[dict[str, Any]]:
+    """The deployment runs stored in the result file ``path`` (none without one)."""
+    if not path or not Path(path).is_file():
+        return []
+    return [row for row in json.loads(Path(path).read_text())["runs"] if row["kind"] == "deploy"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=StudyConfig.model_fields["dataset"].default)
@@ -108,7 +128,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="proxy epochs (the study's)")
     parser.add_argument("--deploy-epochs", type=int, default=10)
     parser.add_argument("--proxies", nargs="+", default=["0.25", "32px"],
-                        help="proxy rules to compare: a scale of the input size, or a fixed size like 32px")
+                        help="proxy rules to compare: a scale of the input size, or a fixed size like 32px, "
+                             "optionally with recipe overrides: '0.25;batch_size=32;epochs=8'")
+    parser.add_argument("--deploy", action=argparse.BooleanOptionalAction, default=True,
+                        help="train the deployment runs too (--no-deploy: only the proxies, e.g. a new proxy "
+                             "against deployment runs already stored)")
+    parser.add_argument("--deploy-from", default=None,
+                        help="another result file whose deployment runs this one's proxies are compared with "
+                             "(so a new proxy can be measured while, or after, that file's deployment runs train)")
     parser.add_argument("--max-macs", type=float, default=450e6, help="roughly the default 20 ms budget here")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "proxy_fidelity.json"))
     parser.add_argument("--summary-only", action="store_true",
@@ -117,7 +144,7 @@ def main() -> None:
     if args.summary_only:
         stored = json.loads(Path(args.out).read_text())
         settings = stored["settings"]
-        summary = statistics(stored["runs"], settings["seeds"], settings["proxies"])
+        summary = statistics(stored["runs"] + deploy_rows(args.deploy_from), settings["seeds"])
         write_results(Path(args.out), {**stored, "summary": summary})
         print(json.dumps(summary, indent=2))
         return
@@ -134,15 +161,16 @@ def main() -> None:
     # Deployment runs seed by seed (every network's first seed ranks them all early), grouped
     # by input size within a seed: one deployment size is held in memory at a time
     # (digits-clutter at all seven sizes 128-320 would hold about 11 GB).
-    plan += sorted(((spec, "deploy", seed) for spec in networks for seed in args.seeds),
-                   key=lambda item: (item[2], item[0].input.size, count_macs(item[0])))
+    if args.deploy:
+        plan += sorted(((spec, "deploy", seed) for spec in networks for seed in args.seeds),
+                       key=lambda item: (item[2], item[0].input.size, count_macs(item[0])))
     deploy_data: Dataset | None = None
     for spec, kind, seed in plan:
         digest = spec_hash(spec)
         if (digest, kind, seed) in done:
             continue
         proxy = kind.startswith("proxy")
-        size = training_size(spec.input.size, kind.split()[1]) if proxy else spec.input.size
+        size = training_size(spec.input.size, kind.split(maxsplit=1)[1]) if proxy else spec.input.size
         epochs = args.epochs if proxy else args.deploy_epochs
         if proxy:
             data = dataset.at_size(size)
@@ -152,15 +180,17 @@ def main() -> None:
                 deploy_data = load_dataset(args.dataset, size=size)
             data = deploy_data
         started = time.perf_counter()
-        result = train_spec(spec, data, TrainConfig(epochs=epochs, seed=seed))
+        recipe = proxy_recipe(kind.split(maxsplit=1)[1], epochs, seed) if proxy else TrainConfig(epochs=epochs, seed=seed)
+        result = train_spec(spec, data, recipe)
         rows.append({"hash": digest, "name": spec.name, "kind": kind, "seed": seed, "train_size": size,
                      "input_size": spec.input.size, "epochs": epochs, "macs": count_macs(spec),
                      "accuracy": result.accuracy, "seconds": time.perf_counter() - started,
                      "spec": spec_to_dict(spec)})
         print(f"{kind:12s} seed {seed} {spec.name:24s} {size:3d}px {rows[-1]['accuracy']:.4f} "
               f"{rows[-1]['seconds']:.0f} s", flush=True)
-        write_results(out, {"settings": vars(args), "runs": rows, "summary": statistics(rows, args.seeds, args.proxies)})
-    summary = statistics(rows, args.seeds, args.proxies)
+        write_results(out, {"settings": vars(args), "runs": rows,
+                            "summary": statistics(rows + deploy_rows(args.deploy_from), args.seeds)})
+    summary = statistics(rows + deploy_rows(args.deploy_from), args.seeds)
     write_results(out, {"settings": vars(args), "runs": rows, "summary": summary})
     print(json.dumps(summary, indent=2))
 

@@ -185,39 +185,67 @@ def _postgres_bin() -> Path:
     return found[-1].parent
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway PostgreSQL server (Debian's binaries) on a free port, for the session."""
-    import socket
-    import tempfile
+class PostgresServer:
+    """A throwaway PostgreSQL server (Debian's binaries) on a free loopback port, in a temporary folder."""
 
-    binaries = _postgres_bin()
-    # Not under pytest's tmp folder: its parents are private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="archsearch-postgres-"))
-    data, sockets = root / "data", root / "sock"
-    sockets.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "archsearch", "--auth=trust"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-                    f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    try:
+    def __init__(self) -> None:
+        import socket
+        import tempfile
+
+        self.binaries = _postgres_bin()
+        # Not under pytest's tmp folder: its parents are private to root, and the server runs as postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="archsearch-postgres-"))
+        self.data, self.sockets = self.root / "data", self.root / "sock"
+        self.sockets.mkdir()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.sockets, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._run("initdb", "-D", str(self.data), "-U", "archsearch", "--auth=trust")
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "archsearch", "studies")
+        self.url = f"postgresql://archsearch@127.0.0.1:{self.port}/studies"
+
+    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.as_user, str(self.binaries / tool), *args], check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.root / "log"), "-o",
+                  f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1", "start")
         deadline = time.monotonic() + 30
-        while subprocess.run([*as_user, str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                             capture_output=True).returncode != 0:
+        while subprocess.run([*self.as_user, str(self.binaries / "pg_isready"), "-h", "127.0.0.1", "-p",
+                              str(self.port)], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline, "PostgreSQL did not start"
             time.sleep(0.5)
-        subprocess.run([*as_user, str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "archsearch",
-                        "studies"], check=True, capture_output=True)
-        yield f"postgresql://archsearch@127.0.0.1:{port}/studies"
+
+    def stop(self) -> None:
+        subprocess.run([*self.as_user, str(self.binaries / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                        "stop"], capture_output=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server for the session (shared by tests that never stop it)."""
+    server = PostgresServer()
+    try:
+        yield server.url
     finally:
-        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
+
+
+@pytest.fixture
+def postgres_server():
+    """A PostgreSQL server of this test's own, which it may stop and start."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.remove()

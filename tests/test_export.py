@@ -22,9 +22,14 @@ def _trials(trained_study):
 
 @pytest.fixture(scope="module")
 def exportable(trained_study):
-    """A feasible, fully trained search trial (not a duplicate) of the shared study."""
+    """A feasible, fully trained search trial (not a duplicate) of the shared study, its weights kept."""
+    from archsearch.study.weights import TrialWeightStore
+
+    study = optuna.load_study(study_name=trained_study.name, storage=trained_study.storage)
+    dropped = TrialWeightStore.of_study(study, trained_study.storage).dropped()  # off the front: not kept
     for trial in _trials(trained_study):
         if (trial.state == TrialState.COMPLETE and trial.user_attrs.get("weights_stored")
+                and trial.number not in dropped
                 and max(trial.constraints.values()) <= 0 and "reference" not in trial.user_attrs):
             return trial
     pytest.fail("the shared study has no feasible trained search trial")
@@ -33,11 +38,12 @@ def exportable(trained_study):
 @pytest.fixture(scope="module")
 def trained_model(trained_study, exportable):
     """The trial's network with its stored weights, as the exports should carry it."""
-    from archsearch.db import Store, TrialWeights
     from archsearch.export import trained_model, trial_spec
+    from archsearch.study.weights import TrialWeightStore
 
-    with Store(trained_study.storage).session() as session:
-        weights = TrialWeights.get(session, trained_study.name, exportable.number).weights
+    study = optuna.load_study(study_name=trained_study.name, storage=trained_study.storage)
+    weights = TrialWeightStore.of_study(study, trained_study.storage).load(exportable.number,
+                                                                          exportable.user_attrs["spec_hash"])
     return trained_model(_at_trained_size(trial_spec(exportable, trained_study.name), exportable), weights), weights
 
 

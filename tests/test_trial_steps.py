@@ -12,7 +12,7 @@ from archsearch.study.fidelity import RungEntry, SuccessiveHalving
 from archsearch.study.record import TrialRecord, TrialRecorder
 from archsearch.study.screening import Screening
 from archsearch.study.trial import record_spec
-from archsearch.study.weights import MissingWeightsError, TrialWeightStore
+from archsearch.study.weights import DatabaseWeights, MissingWeightsError
 
 
 def test_a_prediction_gets_the_margin_a_measurement_does_not():
@@ -22,9 +22,13 @@ def test_a_prediction_gets_the_margin_a_measurement_does_not():
     assert not Screening(10.0, "measured").rejects(10.0, 0.1)
 
 
-def test_weights_are_kept_per_trial_and_guarded_by_the_spec_hash(tmp_path):
-    store = TrialWeightStore(f"sqlite:///{tmp_path / 'w.db'}", "study")
-    store.keep(3, "abc", b"weights")
+def test_database_weights_of_older_studies_are_guarded_by_the_spec_hash(tmp_path):
+    from archsearch.db import Store, TrialWeights
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    with Store.at(url).session() as session:  # as studies wrote them before the artifact store
+        session.add(TrialWeights(study_name="study", trial_number=3, spec_hash="abc", weights=b"weights"))
+    store = DatabaseWeights(url, "study")
     assert store.load(3, "abc") == b"weights"
     with pytest.raises(MissingWeightsError):
         store.load(3, "another network")  # a study recreated under the same name

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from archsearch.db.models import Base
@@ -63,18 +70,30 @@ class Store:
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_cache_url()
         try:
-            self.engine: Engine = create_engine(self.url)
+            # pre-ping: a worker outlives a database restart instead of failing on a dead connection
+            self.engine: Engine = create_engine(self.url, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError, ValueError) as error:
             raise StoreError(scrubbed(f"cannot use storage URL {self.url!r}: {error}", self.url)) from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            Base.metadata.create_all(self.engine)
+            self._create_tables()
         except (OperationalError, SQLAlchemyError) as error:
             cause = getattr(error, "orig", None) or error
             reason = str(cause).strip().splitlines()[0]
             raise StoreError(scrubbed(f"cannot open storage {self.url!r}: {reason}", self.url)) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _create_tables(self) -> None:
+        """Create missing tables. Workers starting together on one server race to create the
+        same table; the loser's error means the table now exists, so it checks again."""
+        for attempt in range(3):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except (IntegrityError, ProgrammingError):
+                if attempt == 2:
+                    raise
 
     @contextmanager
     def session(self) -> Iterator[Session]:

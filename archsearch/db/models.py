@@ -1,6 +1,8 @@
 """archsearch's own tables. They live beside Optuna's in the same database and hold
 facts Optuna does not model: latency measurements of whole networks and of parts, device
-profiles (per-kernel latency regressors), and the trained weights of study trials.
+profiles (per-kernel latency regressors), the trained weights of study trials, which worker
+does which piece of a study's work, and the latency requests that measurement agents on
+target devices serve.
 
 Table names carry an ``archsearch_`` prefix so they never collide with Optuna's.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Float, Integer, LargeBinary, String, Text, UniqueConstraint, select
+from sqlalchemy import Boolean, DateTime, Float, Integer, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -94,6 +96,21 @@ class TrialWeights(Base):
         return session.get(cls, (study_name, trial_number))
 
 
+class WorkClaim(Base):
+    """Who does a piece of a study's work (train a spec, train a reference): one row per piece.
+
+    The primary key makes the claim atomic on any database: of several workers inserting
+    the same key, exactly one succeeds, and the others wait for its trial's result.
+    """
+
+    __tablename__ = "archsearch_work_claims"
+
+    study_name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    trial_number: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 class DeviceProfileRecord(Base):
     """A device profile (``archsearch.latency.profile.DeviceProfile``) as JSON, keyed by what it is for.
 
@@ -112,3 +129,54 @@ class DeviceProfileRecord(Base):
     threads: Mapped[int] = mapped_column(Integer)
     profile: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class MeasurementRequest(Base):
+    """A latency measurement asked of a device's agent (``archsearch.latency.agent``): one queue row.
+
+    A worker inserts it ``pending``; an agent serving ``device`` claims it (``running``,
+    by a compare-and-swap on ``state``, so two agents never take the same one) and
+    leaves it ``done`` with the result (a ``LatencyResult`` as JSON) or ``failed`` with
+    the reason. Times come from the database's clock, not the device's.
+    """
+
+    __tablename__ = "archsearch_measurement_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String(128), index=True)
+    spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    spec_json: Mapped[str] = mapped_column(Text)
+    backend: Mapped[str] = mapped_column(String(32))
+    threads: Mapped[int] = mapped_column(Integer)
+    fresh: Mapped[bool] = mapped_column(Boolean, default=False)  # time again now (the canary), not from a cache
+    state: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The measuring agent's setup, so a later answer from this row matches the agent now serving.
+    fingerprint: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    backend_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(256))
+    claimed_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MeasurementAgent(Base):
+    """A running measurement agent: what it serves, and its heartbeat (``last_seen``, database clock)."""
+
+    __tablename__ = "archsearch_agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(256))  # host:pid, as in MeasurementRequest.claimed_by
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(32))
+    backend_version: Mapped[str] = mapped_column(String(64))
+    threads: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    heartbeat_seconds: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    current_request_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

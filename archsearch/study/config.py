@@ -13,9 +13,11 @@ from archsearch.spec import StrictModel, format_validation_error, read_document
 from archsearch.train import TrainConfig, scaled_train_size
 
 # Fields that may differ when a study is resumed: how long to go on, and where it lives.
-RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage"})
+RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage", "keep_weights", "artifacts"})
+# (``keep_weights`` is a retention policy, not part of what is measured; ``artifacts`` is checked
+# against the location the study recorded, by ``study.artifacts``, with its own message.)
 # What a setting meant in studies recorded before it existed.
-LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None}
+LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None, "device": None}
 # (``dataset`` was always recorded: studies made when the default was ``digits`` say so.)
 
 
@@ -49,6 +51,13 @@ class StudyConfig(StrictModel):
     eta: Annotated[int, Field(ge=2)] = 3
     reject_margin: Annotated[float, Field(ge=0)] = 0.1
     references: bool = True
+    device: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The device the networks are meant for: its measurement agent (``archsearch agent --device``)
+    measures every latency. ``None``: this machine measures, as a single-machine study does."""
+    keep_weights: Literal["front", "all"] = "front"
+    """Trained weights to keep: front members only (a dominated trial never returns), or every trained one."""
+    artifacts: str | None = None
+    """Where trained weights go: a folder or ``s3://bucket/prefix`` (default: beside a SQLite study)."""
 
     @model_validator(mode="after")
     def _one_training_resolution(self) -> StudyConfig:

@@ -174,7 +174,7 @@ def dominated_references(study: optuna.Study) -> dict[str, list[int]]:
 
 
 def failures(study: optuna.Study) -> list[tuple[int, str]]:
-    return [(r.number, r.failure_reason or "unknown") for r in records(study, (TrialState.FAIL,))]
+    return [(r.number, r.reason or "unknown") for r in records(study, (TrialState.FAIL,))]
 
 
 def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:

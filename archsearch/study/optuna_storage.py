@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -102,14 +104,55 @@ class SqliteLock:
             entry[0].close()  # closing drops the flock
 
 
+HEARTBEAT_ENV = "ARCHSEARCH_HEARTBEAT_SECONDS"
+"""Seconds between a worker's heartbeats on server storage (default 60); a trial is stale after 3 of them."""
+
+
+def heartbeat_seconds() -> int:
+    """The heartbeat interval (``ARCHSEARCH_HEARTBEAT_SECONDS``, default 60)."""
+    text = os.environ.get(HEARTBEAT_ENV, "60")
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise StudyError(f"{HEARTBEAT_ENV} must be a whole number of seconds >= 1, got {text!r}")
+    return value
+
+
+class RetryOnce(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a trial whose worker died (no heartbeat), once, and as a fresh start.
+
+    The retry keeps the trial's parameters (the same network) and which reference it
+    trains, not what the dead attempt had recorded of its progress. A retry that dies
+    too is not retried again: the candidate kills its worker (out of memory, a crash in a
+    runtime), and the record says so (``TrialRecord.reason``).
+    """
+
+    def __init__(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            super().__init__(max_retry=1)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        attempt = copy.copy(trial)
+        attempt.user_attrs = {k: v for k, v in trial.user_attrs.items() if k == "reference"}
+        super().__call__(study, attempt)
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url``; unreachable or unwritable storage raises ``StudyError``.
 
     Server databases get Optuna's heartbeat, so a worker that dies leaves trials that
-    other workers recognise as stale; a SQLite file serves one process at a time.
+    other workers recognise as stale and retry once (``RetryOnce``); a SQLite file serves
+    one process at a time.
     """
     _prepare_sqlite(url)
-    heartbeat = {} if is_sqlite(url) else {"heartbeat_interval": 60, "grace_period": 180}
+    heartbeat: dict[str, Any] = {}
+    if not is_sqlite(url):
+        interval = heartbeat_seconds()
+        heartbeat = {"heartbeat_interval": interval, "grace_period": 3 * interval,
+                     "heartbeat_stale_trial_callback": RetryOnce()}
     try:
         with warnings.catch_warnings():  # the heartbeat arguments are "experimental": not our users' concern
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

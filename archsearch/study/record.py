@@ -29,6 +29,12 @@ PROTOCOL_ATTR = "archsearch:accuracy_protocol"
 INTERRUPTED = "interrupted: the process ended while this trial ran"
 """``failure_reason`` of a trial a killed process left running; it does not count."""
 
+SURPLUS = "surplus: the study reached its trial count while this worker started the trial"
+"""``failure_reason`` of a trial a worker started as another worker's filled the count; it does not count."""
+
+TRIALS_ATTR = "archsearch:trials"
+"""Study user attribute holding the study's trial count: every worker stops at it."""
+
 
 class Status(StrEnum):
     """How a trial ended, as archsearch sees it (Optuna's state is coarser)."""
@@ -52,7 +58,11 @@ class TrialRecord:
     constraints: dict[str, float]
     params: dict[str, Any] = field(default_factory=dict)
     """The sampler's parameters (Optuna's ``trial.params``); empty for references."""
+    retry_history: tuple[int, ...] = ()
+    """Earlier trials this one retries, oldest first: each died with its worker (Optuna's heartbeat)."""
     # ----- stored facts (user attributes), in the order a trial learns them -----
+    worker: str | None = None
+    """The worker that ran the trial (host:pid): studies on a server have several."""
     reference: str | None = None
     """The reference network this trial trained, for baseline trials."""
     spec: dict[str, Any] | None = None
@@ -84,6 +94,8 @@ class TrialRecord:
     train_seconds: float | None = None
     epochs_trained: int | None = None
     weights_stored: bool = False
+    weights_artifact: str | None = None
+    """Optuna artifact id of the trained weights (``study.weights``); absent: older studies kept them in the DB."""
     status: str | None = None
     failure_reason: str | None = None
 
@@ -94,12 +106,30 @@ class TrialRecord:
         stored = {name: attrs[key] for key, name in _FIELD_BY_ATTR.items() if key in attrs}
         return cls(number=trial.number, state=trial.state,
                    values=tuple(trial.values) if trial.values is not None else None,
-                   constraints=dict(trial.constraints), params=dict(trial.params), **stored)
+                   constraints=dict(trial.constraints), params=dict(trial.params),
+                   retry_history=tuple(trial.system_attrs.get("retry_history", ())), **stored)
 
     @property
     def label(self) -> str:
         """The status shown to people: archsearch's, or Optuna's state when none was stored."""
+        if self.died_with_worker:
+            return "failed" if self.retry_history else "worker died"
         return self.status or self.state.name.lower()
+
+    @property
+    def died_with_worker(self) -> bool:
+        """Failed with no reason of its own: Optuna's heartbeat found its worker gone (killed, out of memory)."""
+        return self.state == TrialState.FAIL and self.failure_reason is None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the trial failed, in words (stored, or told by its retry history)."""
+        if self.died_with_worker:
+            if self.retry_history:
+                tries = ", ".join(str(n) for n in (*self.retry_history, self.number))
+                return f"killed its worker twice (trials {tries}): not retried again"
+            return "its worker died during the trial (no heartbeat); retried once"
+        return self.failure_reason
 
     @property
     def is_reference(self) -> bool:
@@ -120,11 +150,17 @@ class TrialRecord:
 
     @property
     def interrupted(self) -> bool:
-        return self.failure_reason == INTERRUPTED
+        """Ended without a result of its own that counts: interrupted, surplus, or died and retried."""
+        return (self.failure_reason in (INTERRUPTED, SURPLUS)
+                or (self.died_with_worker and not self.retry_history))
 
     @property
     def counts_as_search_trial(self) -> bool:
-        """Finished, not a reference, not interrupted: what counts toward a study's ``trials``."""
+        """Finished, not a reference, not interrupted: what counts toward a study's ``trials``.
+
+        A trial whose worker died is retried once and the retry counts instead; a retry that
+        kills its worker again counts, as failed.
+        """
         return self.state.is_finished() and not self.is_reference and not self.interrupted
 
     @property
@@ -143,7 +179,8 @@ class TrialRecord:
 
 _ATTR_BY_FIELD: dict[str, str] = {
     f.name: ("params" if f.name == "param_count" else f.name)
-    for f in fields(TrialRecord) if f.name not in {"number", "state", "values", "constraints", "params"}
+    for f in fields(TrialRecord)
+    if f.name not in {"number", "state", "values", "constraints", "params", "retry_history"}
 }
 """Record field -> user attribute name (``param_count`` is stored as ``params``, its name since the first study)."""
 _FIELD_BY_ATTR = {attr: name for name, attr in _ATTR_BY_FIELD.items()}
@@ -196,5 +233,5 @@ def recorded_config(study: optuna.Study) -> dict[str, Any]:
     return dict(study.user_attrs.get(CONFIG_ATTR) or {})
 
 
-__all__ = ["CONFIG_ATTR", "INTERRUPTED", "PROTOCOL_ATTR", "Status", "TrialRecord", "TrialRecorder", "recorded_config",
-           "records"]
+__all__ = ["CONFIG_ATTR", "INTERRUPTED", "PROTOCOL_ATTR", "SURPLUS", "TRIALS_ATTR", "Status", "TrialRecord",
+           "TrialRecorder", "recorded_config", "records"]

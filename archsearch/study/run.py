@@ -9,6 +9,9 @@ resume, interrupted trials, references first, the trial count and timeout, progr
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -17,11 +20,14 @@ from functools import partial
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from archsearch.data import Dataset, load_dataset
 from archsearch.references import load_reference
 from archsearch.space import SearchSpace, load_space
 from archsearch.study.canary import Canary
+from archsearch.study.claims import WorkClaims, reference_piece
 from archsearch.study.config import LEGACY_SETTINGS, StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving
 from archsearch.study.front import pareto_front
@@ -29,12 +35,23 @@ from archsearch.study.optuna_storage import (
     ARCHSEARCH_DIRECTIONS,
     SqliteLock,
     StudyError,
+    heartbeat_seconds,
     is_sqlite,
+    load_existing_study,
     open_storage,
 )
 from archsearch.study.protocol import AccuracyProtocol, record_protocol
-from archsearch.study.record import CONFIG_ATTR, INTERRUPTED, Status, TrialRecord, TrialRecorder, records
-from archsearch.study.screening import LatencyScreen, ProfileScreen
+from archsearch.study.record import (
+    CONFIG_ATTR,
+    INTERRUPTED,
+    SURPLUS,
+    TRIALS_ATTR,
+    Status,
+    TrialRecord,
+    TrialRecorder,
+    records,
+)
+from archsearch.study.screening import LatencyScreen, Measure, MeasuredScreen, ProfileScreen
 from archsearch.study.training import StoppedEarly
 from archsearch.study.trial import TrialEvaluator
 from archsearch.study.weights import TrialWeightStore
@@ -75,16 +92,30 @@ class TrialReport:
 
 ProgressCallback = Callable[[optuna.Study, TrialReport], None]
 
+def this_worker() -> str:
+    """This process, as trials record who ran them (host:pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-def make_sampler(config: StudyConfig, resumed_trials: int = 0) -> optuna.samplers.BaseSampler:
+
+def make_sampler(config: StudyConfig, resumed_trials: int = 0, shared: bool = False) -> optuna.samplers.BaseSampler:
     """The study's sampler. A resumed study offsets the seed by its trial count, so the
-    sampler does not replay the random draws of the run it continues."""
+    sampler does not replay the random draws of the run it continues.
+
+    ``shared``: the study has other workers. Each worker then seeds from its host and
+    process too (workers seeded alike would draw the same candidates), and TPE takes
+    the trials others are running as if they had failed (Optuna's constant liar), so it
+    does not propose what is already being trained.
+    """
     seed = config.seed + resumed_trials
+    if shared:
+        seed = int.from_bytes(hashlib.sha256(f"{seed}:{socket.gethostname()}:{os.getpid()}".encode()).digest()[:4])
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+    with warnings.catch_warnings():  # constant_liar is "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8, constant_liar=shared)
 
 
 def search_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -92,8 +123,12 @@ def search_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).counts_as_search_trial]
 
 
-def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create or resume the study ``config`` names; a resume under other settings is refused."""
+def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage, shared: bool = False) -> optuna.Study:
+    """Create or resume the study ``config`` names; a resume under other settings is refused.
+
+    The trial count is the study's: recorded when the study starts, changed only by a
+    run that asks for a count (``trials`` given), read by every worker that joins.
+    """
     study = optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
                                 directions=["maximize", "minimize"], sampler=make_sampler(config))
     if study.directions != ARCHSEARCH_DIRECTIONS:
@@ -111,10 +146,36 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage) -> opt
             f"study {config.name!r} was started with {first}={recorded.get(first)!r}, this run asks for "
             f"{first}={identity.get(first)!r} ({len(changed)} setting(s) differ: {', '.join(changed)}); "
             f"use another --study name to start afresh")
+    if TRIALS_ATTR not in study.user_attrs or "trials" in config.model_fields_set:
+        study.set_user_attr(TRIALS_ATTR, config.trials)
     existing = len(study.get_trials(deepcopy=False))
-    if existing:
-        study.sampler = make_sampler(config, existing)
+    if existing or shared:
+        study.sampler = make_sampler(config, existing, shared)
     return study
+
+
+def study_trial_count(study: optuna.Study) -> int | None:
+    """The number of search trials the study stops at (``None``: until a timeout)."""
+    return study.user_attrs.get(TRIALS_ATTR, None)
+
+
+def join_config(name: str, storage: str | None = None, timeout_minutes: float | None = None) -> StudyConfig:
+    """The settings an existing study recorded, to join it as one more worker (``archsearch worker``).
+
+    Workers cannot disagree on space, budget, data or protocol: they have no settings of
+    their own but where the study lives and how long to work.
+    """
+    study, url = load_existing_study(name, storage)
+    recorded = study.user_attrs.get(CONFIG_ATTR)
+    if not recorded:
+        raise StudyError(f"study {name!r} in {shown_url(url)} recorded no archsearch settings; start it with "
+                         "`archsearch run` first")
+    settings = {**LEGACY_SETTINGS, **recorded, "storage": storage, "timeout_minutes": timeout_minutes}
+    try:
+        return StudyConfig.model_validate(settings)
+    except ValidationError as error:
+        raise StudyError(f"study {name!r} recorded settings this version cannot read: "
+                         f"{str(error).splitlines()[0]}") from None
 
 
 def close_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, url: str) -> None:
@@ -151,11 +212,14 @@ def check_proxy_sees_resolution(config: StudyConfig, space: SearchSpace) -> None
 class StudyRunner:
     """Runs one study: owns its data, space, latency screen and trial evaluator."""
 
-    def __init__(self, config: StudyConfig, progress: ProgressCallback | None = None) -> None:
+    def __init__(self, config: StudyConfig, progress: ProgressCallback | None = None,
+                 notify: Callable[[str], None] | None = None) -> None:
         from archsearch.latency import get_backend
 
         self.config = config
         self.progress = progress
+        self.notify: Callable[[str], None] = notify or (lambda text: None)
+        """Where the runner says what it waits for (another worker, the database); the CLI prints it."""
         get_backend(config.backend)
         self.dataset: Dataset = load_dataset(config.dataset, config.train_size, seed=config.seed)
         self.space: SearchSpace = load_space(config.space).with_overrides(classes=self.dataset.classes)
@@ -172,32 +236,51 @@ class StudyRunner:
 
     def _open(self, config: StudyConfig, storage: optuna.storages.RDBStorage) -> None:
         """Everything that writes to the study: its record, the protocol, the latency screen, the evaluator."""
-        from archsearch.latency import LatencyPredictor, measure_latency, remeasure_latency
+        from archsearch.latency import AgentMeasure, LatencyPredictor, measure_latency, remeasure_latency
         from archsearch.latency.profile import this_device_profile
 
-        self.study = open_study(config, storage)
+        self.shared = not is_sqlite(self.url)  # server storage: other workers may share the study
+        if self.shared:
+            self.poll_seconds = min(self.poll_seconds, float(heartbeat_seconds()))
+        self.study = open_study(config, storage, self.shared)
         self.protocol = AccuracyProtocol.of_run(config, self.dataset)
         record_protocol(self.study, self.protocol)
         close_interrupted(self.study, storage, self.url)
-        measure = partial(measure_latency, backend=config.backend, threads=config.threads, storage=self.url)
-        self.profile = this_device_profile(config.backend, config.threads, (self.url, None))
-        screen: LatencyScreen | ProfileScreen
-        if self.profile is not None:
+        measure: Measure = partial(measure_latency, backend=config.backend, threads=config.threads, storage=self.url)
+        remeasure: Measure = partial(remeasure_latency, backend=config.backend, threads=config.threads)
+        self.profile = None
+        self.agent: AgentMeasure | None = None
+        screen: LatencyScreen | ProfileScreen | MeasuredScreen
+        if config.device is not None:  # the device's agent measures everything; nothing is timed here
+            self.agent = AgentMeasure(self.url, config.device, config.backend, config.threads,
+                                      on_wait=lambda text: self.notify(text))
+            measure, remeasure = self.agent, self.agent.remeasure
+            screen = MeasuredScreen(measure)
+        elif (profile := this_device_profile(config.backend, config.threads, (self.url, None))) is not None:
+            self.profile = profile
             pairs = [(r.profile_latency_ms, r.measured_latency_ms) for r in records(self.study)
                      if r.profile_latency_ms is not None and r.measured_latency_ms is not None]
-            screen = ProfileScreen(self.profile, measure, config.budget_ms, pairs)
+            screen = ProfileScreen(profile, measure, config.budget_ms, pairs)
         else:
             screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)
         anchor = self.space.references[0] if self.space.references else "mobilenet_v3_small"
-        self.canary = Canary(self.study, load_reference(anchor, classes=self.dataset.classes),
-                             partial(remeasure_latency, backend=config.backend, threads=config.threads))
+        self.canary = Canary(self.study, load_reference(anchor, classes=self.dataset.classes), remeasure)
         halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
+        self.claims = WorkClaims(self.url, config.name)
         self.evaluator = TrialEvaluator(config, self.study, self.dataset, screen, measure,
-                                        TrialWeightStore(self.url, config.name), halving)
+                                        TrialWeightStore.for_config(self.study, self.url, config), halving,
+                                        self.claims,
+                                        lambda text: self.notify(text), self.poll_seconds)
 
     @property
     def latency_plan(self) -> str:
         """How candidates' latency is obtained in this run, in one sentence for the run's output."""
+        if self.agent is not None:
+            running = self.agent.agents_running()
+            serving = (f"agent(s) serving it now: {', '.join(running)}" if running else
+                       f"no agent serving it yet: start `{self.agent.start_command()}` on the device")
+            return (f"latency: measured on device {self.config.device!r} by its measurement agent, one request at "
+                    f"a time; nothing is timed on this machine; {serving}")
         if self.profile is None:
             return ("latency: candidates measured (converted and timed) before training, or predicted from the "
                     "per-part table once it covers them; no device profile for this machine yet "
@@ -211,22 +294,83 @@ class StudyRunner:
         """The storage URL with any password hidden: the one to print."""
         return shown_url(self.url)
 
+    poll_seconds: float = 5.0
+    """How often a worker waiting for other workers looks at the study again (at most every heartbeat)."""
+    database_patience_minutes: float = 30.0
+    """How long a worker keeps retrying a database it lost before it gives up."""
+
     def run(self) -> optuna.Study:
-        """References first (once per study), then search trials until the trial count or timeout."""
+        """References first (once per study), then search trials until the study's trial count or this
+        worker's timeout. With other workers on the study, a worker with nothing left to start stays
+        until their trials end, so a trial whose worker dies is retried rather than left behind."""
         from archsearch.latency import persistent_worker
 
         self._started = time.monotonic()
+        lost_since: float | None = None
         try:
             with persistent_worker():
-                if self.config.references:
-                    for name in self.space.references:
-                        if not self._has_reference(name):
-                            self._run_trial(reference=name)
-                while not self.finished():
-                    self._run_trial()
+                while True:
+                    try:
+                        if not self._step():
+                            break
+                        lost_since = None
+                    except (DBAPIError, optuna.exceptions.StorageInternalError) as error:
+                        lost_since = self._wait_for_database(error, lost_since)
         finally:
             self.close()
         return self.study
+
+    def _step(self) -> bool:
+        """Start the next piece of work, or wait for other workers' trials; ``False`` when there is nothing left."""
+        if self.shared:
+            close_interrupted(self.study, self.study._storage, self.url)
+        if self._timed_out():
+            return False
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            self._run_trial()  # a retry of a trial whose worker died: Optuna hands it out first
+            return True
+        if self.config.references:
+            for name in self.space.references:
+                if self._reference_to_do(name):
+                    self._run_trial(reference=name)
+                    return True
+        total = study_trial_count(self.study)
+        done, running = self._search_counts(trials)
+        if total is None or done + running < total:
+            self._run_trial()
+            return True
+        if running or any(t.state == TrialState.RUNNING for t in trials):
+            self._say_once("waiting", f"the study's {total} trials are started; waiting for the {running or 'running'} "
+                           "trial(s) on other workers to end (one whose worker dies is retried here)")
+            time.sleep(self.poll_seconds)
+            return True
+        return False
+
+    def _wait_for_database(self, error: Exception, lost_since: float | None) -> float:
+        """The database went away: say so, wait with growing pauses, give up after ``database_patience_minutes``."""
+        now = time.monotonic()
+        lost_since = lost_since if lost_since is not None else now
+        waited = now - lost_since
+        root: BaseException = error  # Optuna wraps the driver's error: the root cause names the problem
+        while (root.__cause__ or root.__context__) is not None:
+            root = root.__cause__ or root.__context__  # type: ignore[assignment]
+        lines = str(getattr(root, "orig", None) or root).strip().splitlines()
+        reason = lines[0] if lines else type(root).__name__
+        if waited > self.database_patience_minutes * 60:
+            raise StudyError(f"lost the database {self.shown_url} for {waited / 60:.0f} min, giving up "
+                             f"({reason}); completed trials are stored, start the worker again to go on") from None
+        pause = min(60.0, 2.0 * 2 ** min(6, int(waited // 10)))
+        self.notify(f"database {self.shown_url} unreachable ({reason}); retrying in {pause:.0f} s "
+                    f"(lost {waited:.0f} s ago)")
+        time.sleep(pause)
+        return lost_since
+
+    def _say_once(self, key: str, text: str) -> None:
+        said = self.__dict__.setdefault("_said", set())
+        if key not in said:
+            said.add(key)
+            self.notify(text)
 
     def close(self) -> None:
         """Let another process use this study's SQLite file (done by ``run``)."""
@@ -235,15 +379,30 @@ class StudyRunner:
     def finished(self) -> bool:
         """The study reached its trial count, or the timeout passed."""
         progress = self.snapshot()
-        return ((progress.total is not None and progress.done >= progress.total)
-                or (progress.timeout_left_seconds is not None and progress.timeout_left_seconds <= 0))
+        return (progress.total is not None and progress.done >= progress.total) or self._timed_out()
+
+    def _timed_out(self) -> bool:
+        timeout = self.config.timeout_minutes
+        return timeout is not None and time.monotonic() - self._started >= timeout * 60
+
+    @staticmethod
+    def _search_counts(trials: list[FrozenTrial]) -> tuple[int, int]:
+        """(search trials that count, search trials running or waiting): what the trial count compares."""
+        done = running = 0
+        for trial in trials:
+            record = TrialRecord.of(trial)
+            if record.counts_as_search_trial:
+                done += 1
+            elif trial.state in (TrialState.RUNNING, TrialState.WAITING) and not record.is_reference:
+                running += 1
+        return done, running
 
     def snapshot(self) -> StudyProgress:
         """The study's progress now (trials done, front, time left)."""
         done = len(search_trials(self.study))
         front = pareto_front(self.study)
         elapsed = time.monotonic() - self._started
-        total = self.config.trials
+        total = study_trial_count(self.study)
         seconds_left = None
         if total is not None and done:
             seconds_left = max(0.0, elapsed / done * (total - done))
@@ -253,8 +412,29 @@ class StudyRunner:
                              seconds_left=seconds_left,
                              timeout_left_seconds=None if timeout is None else max(0.0, timeout * 60 - elapsed))
 
-    def _has_reference(self, name: str) -> bool:
-        return any(r.reference == name and r.state == TrialState.COMPLETE for r in records(self.study))
+    def _reference_to_do(self, name: str) -> bool:
+        """Reference ``name`` is neither done nor being trained by a worker (claimed by a live trial)."""
+        if any(r.reference == name and r.state == TrialState.COMPLETE for r in records(self.study)):
+            return False
+        holder = self.claims.holder(reference_piece(name))
+        if holder is None:
+            return True
+        trial = next((t for t in self.study.get_trials(deepcopy=False) if t.number == holder), None)
+        return trial is None or trial.state == TrialState.FAIL
+
+    def _is_retry(self, trial: optuna.Trial) -> bool:
+        """The trial is Optuna's retry of one whose worker died."""
+        return "failed_trial" in self.study._storage.get_trial_system_attrs(trial._trial_id)
+
+    def _surplus(self, trial: optuna.Trial) -> bool:
+        """Workers that checked the count together started more trials than it has room for: the
+        trials numbered below this one already fill it (trial numbers are handed out by the database)."""
+        total = study_trial_count(self.study)
+        if total is None:
+            return False
+        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number]
+        done, running = self._search_counts(earlier)
+        return done + running >= total
 
     def _run_trial(self, reference: str | None = None) -> None:
         """One trial through ``study.optimize``, so Optuna keeps its heartbeat on server storage."""
@@ -262,14 +442,22 @@ class StudyRunner:
 
         def objective(trial: optuna.Trial) -> tuple[float, float]:
             recorder = TrialRecorder.running(trial)
+            recorder.set(worker=this_worker())
             report.number = trial.number
+            name = reference
+            if self._is_retry(trial):  # a retried trial is what it was, whatever this worker meant to start
+                name = report.reference = trial.user_attrs.get("reference")
+            elif name is None and self._surplus(trial):
+                recorder.set(failure_reason=SURPLUS)
+                report.status, report.reason = Status.FAILED, SURPLUS
+                raise _Surplus
             try:
-                if reference is not None:
-                    recorder.set(reference=reference)
-                    spec = load_reference(reference, classes=self.dataset.classes)
+                if name is not None:
+                    recorder.set(reference=name)
+                    spec = load_reference(name, classes=self.dataset.classes)
                 else:
                     spec = self.space.suggest(trial)
-                outcome = self.evaluator.evaluate(trial, spec, is_reference=reference is not None)
+                outcome = self.evaluator.evaluate(trial, spec, reference=name)
             except StoppedEarly as stop:
                 report.status, report.reason = Status.STOPPED_EARLY, str(stop)
                 recorder.set(status=report.status)
@@ -288,6 +476,9 @@ class StudyRunner:
 
         started = time.perf_counter()
         self.study.optimize(objective, n_trials=1, catch=(Exception,))
+        self.evaluator.weights.prune()  # weights of trials this one pushed off the front for good
+        if report.reason == SURPLUS:
+            return
         report.seconds = time.perf_counter() - started
         done = len(search_trials(self.study))
         if self.canary.due(done):  # after the trial: never while training runs
@@ -295,6 +486,10 @@ class StudyRunner:
         if self.progress is not None:
             report.progress = self.snapshot()
             self.progress(self.study, report)
+
+
+class _Surplus(Exception):  # noqa: N818 - not an error: the trial count filled while this trial started
+    """The study's trial count filled between a worker's check and its new trial."""
 
 
 def run_study(config: StudyConfig | None = None, progress: ProgressCallback | None = None,
@@ -310,5 +505,5 @@ def run_study(config: StudyConfig | None = None, progress: ProgressCallback | No
     return StudyRunner(config, progress).run()
 
 
-__all__ = ["ProgressCallback", "StudyProgress", "StudyRunner", "TrialReport", "close_interrupted", "make_sampler",
-           "open_study", "run_study", "search_trials"]
+__all__ = ["ProgressCallback", "StudyProgress", "StudyRunner", "TrialReport", "close_interrupted", "join_config",
+           "make_sampler", "open_study", "run_study", "search_trials", "study_trial_count"]

@@ -56,6 +56,19 @@ class Screening:
         return self.latency_ms > limit
 
 
+class MeasuredScreen:
+    """Screens every candidate by measuring it: a study whose latency comes from a named device's
+    agent predicts nothing on the machine it runs on (this machine's table and profile describe
+    other hardware)."""
+
+    def __init__(self, measure: Measure) -> None:
+        self.measure = measure
+
+    def screen(self, spec: NetworkSpec, measure: bool = False) -> Screening:
+        measured = self.measure(spec)
+        return Screening(measured.median_ms, "measured", measured)
+
+
 class LatencyScreen:
     """Screens candidates by prediction when the part table covers them, by measurement otherwise."""
 

@@ -1,0 +1,136 @@
+"""Many workers on one study in a real PostgreSQL server: each piece of work once, faults survived.
+
+Workers are real ``archsearch`` processes; the heartbeat is shortened (2 s, stale after
+6 s) so a killed worker's trial is failed and retried within the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import write_tiny_inputs
+from optuna.trial import TrialState
+
+from archsearch.study import TrialRecord
+
+STUDY = "fleet"
+
+
+def _environment(root: Path) -> dict[str, str]:
+    return {**os.environ, "ARCHSEARCH_CACHE_DIR": str(root / "cache"), "ARCHSEARCH_HEARTBEAT_SECONDS": "2",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def _start(root: Path, args: list[str], log: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "archsearch", *args], cwd=root, env=_environment(root),
+                            stdout=open(root / log, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+
+
+def _run_args(root: Path, url: str, trials: int) -> list[str]:
+    return ["run", "--study", STUDY, "--space", str(root / "tiny_space.yaml"), "--dataset", str(root / "tiny.npz"),
+            "--budget-ms", "1000", "--trials", str(trials), "--epochs", "1", "--storage", url]
+
+
+def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=STUDY, storage=url).get_trials(deepcopy=False)
+    except KeyError:  # not created yet
+        return []
+
+
+def _wait(condition, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _finish(workers: list[subprocess.Popen], root: Path, seconds: float = 900) -> None:
+    deadline = time.monotonic() + seconds
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for other in workers:
+                other.kill()
+            logs = "\n".join(p.read_text()[-2000:] for p in sorted(root.glob("worker*.log")))
+            pytest.fail(f"workers did not finish:\n{logs}")
+
+
+@pytest.mark.slow
+def test_three_workers_share_one_study_and_a_killed_workers_trial_is_retried(postgres_url, tmp_path):
+    root = write_tiny_inputs(tmp_path)
+    trials = 5
+    first = _start(root, _run_args(root, postgres_url, trials), "worker-a.log")
+    _wait(lambda: bool(_trials(postgres_url)), 120, "the study to exist")
+    workers = {"a": first,
+               "b": _start(root, _run_args(root, postgres_url, trials), "worker-b.log"),
+               "c": _start(root, ["worker", "--study", STUDY, "--storage", postgres_url], "worker-c.log")}
+
+    # Kill the worker of a search trial in the middle of its training, then start it again.
+    def training_search_trial() -> TrialRecord | None:
+        for trial in _trials(postgres_url):
+            record = TrialRecord.of(trial)
+            if trial.state == TrialState.RUNNING and not record.is_reference and record.train_size and record.worker:
+                return record
+        return None
+
+    _wait(lambda: training_search_trial() is not None, 600, "a search trial in training")
+    victim = training_search_trial()
+    assert victim is not None and victim.worker is not None
+    pid = int(victim.worker.rsplit(":", 1)[1])
+    name = next(key for key, process in workers.items() if process.pid == pid)
+    os.kill(pid, signal.SIGKILL)
+    workers[name].wait()
+    workers[name] = _start(root, ["worker", "--study", STUDY, "--storage", postgres_url], f"worker-{name}2.log")
+    _finish(list(workers.values()), root)
+    for process in workers.values():
+        assert process.returncode == 0, (root / "worker-a.log").read_text()[-3000:]
+
+    everything = [TrialRecord.of(t) for t in _trials(postgres_url)]
+    assert not [r.number for r in everything if r.state in (TrialState.RUNNING, TrialState.WAITING)]
+    # The study's count, not each worker's: exactly `trials` search trials count.
+    assert sum(r.counts_as_search_trial for r in everything) == trials
+    # Each reference trained once, whichever worker got there first.
+    trained_references = Counter(r.reference for r in everything if r.is_reference and r.trained and
+                                 not r.is_duplicate and r.state == TrialState.COMPLETE)
+    assert trained_references == {"mobilenet_v3_small": 1}
+    # No spec trained twice (a trial that trained recorded its history).
+    trained = Counter(r.spec_hash for r in everything if r.history and not r.is_duplicate and
+                      r.state != TrialState.FAIL)
+    assert max(trained.values()) == 1, trained
+    # The killed trial failed as stale, does not count, and was retried once, as the same network.
+    killed = next(r for r in everything if r.number == victim.number)
+    assert killed.state == TrialState.FAIL and killed.died_with_worker and not killed.counts_as_search_trial
+    retries = [r for r in everything if r.retry_history == (victim.number,)]
+    assert len(retries) == 1 and retries[0].state.is_finished()
+    assert retries[0].spec_hash == victim.spec_hash or retries[0].params == victim.params
+
+
+@pytest.mark.slow
+def test_a_worker_that_loses_the_database_waits_says_so_and_goes_on(postgres_server, tmp_path):
+    root = write_tiny_inputs(tmp_path)
+    url = postgres_server.url
+    worker = _start(root, [*_run_args(root, url, 3), "--no-references"], "worker-a.log")
+    _wait(lambda: any(t.state.is_finished() for t in _trials(url)), 300, "a finished trial")
+    done_before = [t.number for t in _trials(url) if t.state.is_finished()]
+    postgres_server.stop()
+    _wait(lambda: "unreachable" in (root / "worker-a.log").read_text(), 120, "the worker to say it lost the database")
+    time.sleep(3)
+    postgres_server.start()
+    _finish([worker], root, 600)
+    log = (root / "worker-a.log").read_text()
+    assert worker.returncode == 0, log[-3000:]
+    assert "retrying in" in log
+    everything = [TrialRecord.of(t) for t in _trials(url)]
+    assert all(any(r.number == n and r.state.is_finished() for r in everything) for n in done_before)
+    assert sum(r.counts_as_search_trial for r in everything) == 3
+    assert not [r for r in everything if r.state == TrialState.RUNNING]
