@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from archsearch.study import TrialRecord
 
 STUDY = "fleet"
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
 def _environment(root: Path) -> dict[str, str]:
@@ -134,3 +135,69 @@ def test_a_worker_that_loses_the_database_waits_says_so_and_goes_on(postgres_ser
     assert all(any(r.number == n and r.state.is_finished() for r in everything) for n in done_before)
     assert sum(r.counts_as_search_trial for r in everything) == 3
     assert not [r for r in everything if r.state == TrialState.RUNNING]
+
+
+@pytest.mark.slow
+def test_a_study_with_a_device_waits_for_its_agent_which_serves_both_workers(postgres_url, tmp_path):
+    root = write_tiny_inputs(tmp_path)
+    study = "on-board"
+    args = ["run", "--study", study, "--space", str(root / "tiny_space.yaml"), "--dataset", str(root / "tiny.npz"),
+            "--budget-ms", "1000", "--trials", "3", "--epochs", "1", "--no-references", "--device", "board-7",
+            "--storage", postgres_url]
+    first = _start(root, args, "worker-a.log")
+    _wait(lambda: "no agent" in (root / "worker-a.log").read_text() and "archsearch agent --device board-7"
+          in (root / "worker-a.log").read_text(), 180, "the worker to say it waits for an agent")
+    second = _start(root, ["worker", "--study", study, "--storage", postgres_url], "worker-b.log")
+    time.sleep(8)  # both workers wait: nothing is measured on their machine
+    assert not optuna.load_study(study_name=study, storage=postgres_url).get_trials(
+        states=(TrialState.COMPLETE,))
+    agent = _start(root, ["agent", "--device", "board-7", "--storage", postgres_url, "--idle-exit", "60"], "agent.log")
+    _finish([first, second], root)
+    agent.terminate()
+    agent.wait(timeout=60)
+    assert first.returncode == 0 and second.returncode == 0, (root / "worker-b.log").read_text()[-3000:]
+    everything = [TrialRecord.of(t) for t in optuna.load_study(study_name=study, storage=postgres_url).trials]
+    measured = [r for r in everything if r.measured_latency_ms is not None and not r.is_duplicate]
+    assert measured and all(r.latency_protocol["device_name"] == "board-7" for r in measured)
+    workers = {r.worker for r in everything}
+    assert len(workers) == 2, "both workers ran trials"
+    assert "board-7" in (root / "agent.log").read_text()
+
+
+def test_a_trial_whose_worker_dies_is_retried_once_and_a_second_death_is_its_failure(tmp_path):
+    """Optuna's heartbeat and archsearch's RetryOnce, without processes: heartbeats that stop."""
+    import warnings
+
+    from archsearch.study.optuna_storage import RetryOnce
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'beats.db'}", heartbeat_interval=1,
+                                             grace_period=1, heartbeat_stale_trial_callback=RetryOnce())
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+
+    def start_and_die(trial: optuna.Trial) -> None:
+        trial.suggest_categorical("width", [0.5, 1.0])
+        trial.set_user_attr("history", [{"epoch": 1}])  # progress of the dead attempt: not carried over
+        storage.record_heartbeat(trial._trial_id)
+
+    first = study.ask()
+    first.set_user_attr("reference", "mobilenet_v3_small")
+    start_and_die(first)
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].user_attrs == {"reference": "mobilenet_v3_small"}
+    assert waiting[0].params == study.trials[0].params
+    dead = TrialRecord.of(study.trials[0])
+    assert dead.died_with_worker and not dead.counts_as_search_trial and "retried once" in dead.reason
+
+    retry = study.ask()  # Optuna hands out the waiting retry first
+    assert retry.number == waiting[0].number
+    start_and_die(retry)
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    assert not study.get_trials(states=(TrialState.WAITING,)), "a second death is not retried"
+    again = TrialRecord.of(study.trials[retry.number])
+    assert again.retry_history == (first.number,) and again.label == "failed"
+    assert again.reason == f"killed its worker twice (trials {first.number}, {retry.number}): not retried again"
