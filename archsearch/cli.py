@@ -472,10 +472,15 @@ def agent(
 profile_app = typer.Typer(help="Device profiles: per-kernel latency regressors that predict without measuring.",
                           no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
-CacheStorage = Annotated[Optional[str], typer.Option("--storage", help="Database URL for the cache (default: user "
-                                                                       "cache).")]
+CacheStorage = Annotated[Optional[str], typer.Option("--storage", callback=_storage,
+                                                     help="Database URL for the cache (default: user cache), or "
+                                                          "@FILE to read it from a file.")]
 Threads = Annotated[int, typer.Option(help="Interpreter threads the profile is for.")]
 Backend = Annotated[str, typer.Option(help="Latency backend.")]
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @profile_app.command("build")
@@ -485,20 +490,57 @@ def profile_build(
     minutes: Annotated[float, typer.Option(help="Time budget for measuring networks.")] = 15.0,
     seed: Annotated[int, typer.Option(help="Seed for sampling the networks.")] = 0,
     storage: CacheStorage = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="Build the profile of this device through its measurement agent (`archsearch agent "
+                         "--device NAME` on it, serving --storage, default $ARCHSEARCH_STORAGE): nothing is timed "
+                         "here; stored in that database for studies on the device.")] = None,
+    space: Annotated[Optional[list[str]], typer.Option(
+        "--space", help="Sample from this space (built-in name or file; repeatable; default: mobilenetv3, "
+                        "efficientnet and shufflenetv2).")] = None,
+    networks: Annotated[Optional[int], typer.Option(
+        "--networks", help="Stop after this many measured networks (at least 10), before the time budget.")] = None,
 ) -> None:
-    """Measure sampled networks on this device and fit its profile; stored in the cache database."""
+    """Measure sampled networks on this device (or a named one, through its agent) and fit its profile."""
+    import os
+    import signal
+
     from archsearch.latency.profile import store_profile
-    from archsearch.latency.profile_build import BuildProgress, build_profile
+    from archsearch.latency.profile_build import BUILD_SPACES, BuildProgress, build_profile
 
     def progress(step: BuildProgress) -> None:
         error = step.accuracy.sentence() if step.accuracy else "held-out error once 10 networks are measured"
-        console.print(f"round {step.round}: {step.networks} networks measured in {step.seconds / 60:.1f} min; "
-                      f"{error}", highlight=False)
+        failed = f" ({step.failed} the device could not measure, skipped)" if step.failed else ""
+        console.print(f"round {step.round}: {step.networks} networks measured{failed} in {step.seconds / 60:.1f} "
+                      f"min; {error}", highlight=False)
 
-    console.print(f"building a {backend} profile for {threads} thread(s) within {minutes:g} minutes "
-                  f"(networks sampled from mobilenetv3, efficientnet and shufflenetv2, each converted and timed)")
-    profile = build_profile(backend, threads, storage, minutes=minutes, seed=seed, on_progress=progress)
+    spaces = tuple(space) if space else BUILD_SPACES
+    sampled = " and ".join([", ".join(spaces[:-1]), spaces[-1]] if len(spaces) > 1 else spaces)
+    measure = None
+    if device is not None:
+        from archsearch.latency import AgentMeasure
+        from archsearch.urls import read_storage, shown_url
+
+        storage = storage or read_storage(os.environ.get("ARCHSEARCH_STORAGE"))
+        if not storage:
+            raise ArchsearchError("give --storage URL (or set ARCHSEARCH_STORAGE): the database the device's agent "
+                                  "serves")
+        agent = AgentMeasure(storage, device, backend, threads, on_wait=lambda text: console.print(
+            text, style="yellow", markup=False, highlight=False, soft_wrap=True))
+        measure = agent.measure_many
+        signal.signal(signal.SIGTERM, _interrupt)  # the requests no agent has taken are withdrawn on the way out
+        console.print(f"building the {backend} profile of device {device!r} for {threads} thread(s) within "
+                      f"{minutes:g} minutes (networks sampled from {sampled}), measured by its agent "
+                      f"through {shown_url(storage)}; nothing is timed here", highlight=False)
+    else:
+        console.print(f"building a {backend} profile for {threads} thread(s) within {minutes:g} minutes "
+                      f"(networks sampled from {sampled}, each converted and timed)")
+    profile = build_profile(backend, threads, storage, minutes=minutes, seed=seed, spaces=spaces,
+                            max_networks=networks, on_progress=progress, measure=measure, device_name=device)
     store_profile(profile, storage)
+    if device is not None:
+        console.print(f"device {device!r}: {profile.device.get('cpu_model', '?')} "
+                      f"x{profile.device.get('logical_cores', '?')} (fingerprint {profile.fingerprint}), "
+                      f"{profile.backend} ({profile.backend_version})", highlight=False)
     console.print(f"profile stored: {profile.build['networks']} networks in {profile.build['seconds'] / 60:.1f} min; "
                   f"cross-validated: {profile.accuracy.sentence()}", highlight=False)
 
@@ -519,7 +561,8 @@ def profile_show(storage: CacheStorage = None, as_json: JsonFlag = False) -> Non
     here = device_info().fingerprint
     for profile in profiles:
         where = "this machine" if profile.fingerprint == here else "ANOTHER device"
-        console.print(f"{profile.device.get('cpu_model', '?')} x{profile.device.get('logical_cores', '?')} "
+        named = f"device {profile.device_name!r}: " if profile.device_name else ""
+        console.print(f"{named}{profile.device.get('cpu_model', '?')} x{profile.device.get('logical_cores', '?')} "
                       f"(fingerprint {profile.fingerprint}, {where}); {profile.backend} ({profile.backend_version}), "
                       f"{profile.threads} thread(s); built {profile.created_at} from "
                       f"{profile.build.get('networks', '?')} networks in "
@@ -536,13 +579,22 @@ def profile_export(
     threads: Threads = 1,
     backend: Backend = "litert",
     storage: CacheStorage = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="The profile of this named device (built with `profile build --device`).")] = None,
 ) -> None:
     """Write this device's profile to a file, for others to import."""
     from pathlib import Path
 
-    from archsearch.latency.profile import require_profile
+    from archsearch.latency.profile import ProfileChoice, ProfileError, device_profile, require_profile
 
-    choice = require_profile(backend, threads, storage)
+    if device is not None:
+        found = device_profile(device, backend, threads, storage)
+        if found is None:
+            raise ProfileError(f"no profile of device {device!r} for {backend} with {threads} thread(s) in this "
+                               f"storage: build one with `archsearch profile build --device {device} --storage URL`")
+        choice = ProfileChoice(found, None)
+    else:
+        choice = require_profile(backend, threads, storage)
     Path(file).write_text(choice.profile.to_json())
     console.print(f"{file}: profile of {choice.profile.device.get('cpu_model', '?')} ({backend}, {threads} "
                   f"thread(s))", highlight=False)
@@ -564,7 +616,8 @@ def profile_import(file: Annotated[str, typer.Argument(help="A file written by `
         raise ProfileError(f"{file}: no such file")
     profile = DeviceProfile.from_json(path.read_text(errors="replace"), file)
     store_profile(profile, storage)
-    console.print(f"imported the profile of {profile.device.get('cpu_model', '?')} ({profile.backend}, "
+    named = f"device {profile.device_name!r}, " if profile.device_name else ""
+    console.print(f"imported the profile of {named}{profile.device.get('cpu_model', '?')} ({profile.backend}, "
                   f"{profile.threads} thread(s)); {profile.accuracy.sentence()}", highlight=False)
     if profile.fingerprint != device_info().fingerprint:
         console.print(f"note: built on another device (fingerprint {profile.fingerprint}, this machine is "

@@ -25,7 +25,7 @@ transactions, connection checkouts (each a pre-ping: ``pool_pre_ping``), time in
 statements and request bytes, per trial, split into Optuna's engine and archsearch's
 (``Store``: latency tables, work claims). On PostgreSQL the server's own statement log
 (``log_statement=all`` for that database) counts what reached the server, BEGIN, COMMIT
-and pings included: the round trips.
+included; with one pre-ping per connection checkout, the round trips.
 
 ``sampler``: archsearch's TPE sampler (``make_sampler`` with the default ``StudyConfig``;
 ``shared=False`` as on SQLite, ``shared=True`` as on a server: constant liar, one other
@@ -54,6 +54,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -112,6 +113,16 @@ def filesystem_type(path: Path) -> str | None:
             if len(fields) > 2 and str(path.resolve()).startswith(fields[1]) and len(fields[1]) > len(best):
                 best, kind = fields[1], fields[2]
     return kind
+
+
+SCRATCH: list[Path] = []
+"""Temporary folders this run made (databases, caches, worker logs): removed at the end unless --keep-files."""
+
+
+def scratch(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    SCRATCH.append(path)
+    return path
 
 
 @contextlib.contextmanager
@@ -261,7 +272,7 @@ def throughput_config(engine: str, workers: int, args: argparse.Namespace, setti
 
     from archsearch.study import TrialRecord
 
-    root = Path(tempfile.mkdtemp(prefix=f"archsearch-fleet-{engine}{workers}-"))
+    root = scratch(f"archsearch-fleet-{engine}{workers}-")
     if engine == "sqlite":
         url = f"sqlite:///{root / 'study.db'}"
     else:
@@ -284,7 +295,7 @@ def throughput_config(engine: str, workers: int, args: argparse.Namespace, setti
     starts = [t.datetime_start for t, _ in counted if t.datetime_start]
     ends = [t.datetime_complete for t, _ in counted if t.datetime_complete]
     busy = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
-    trained = [r for _, r in counted if r.trained]
+    trained = [r for _, r in counted if r.trained and not r.is_duplicate]  # a duplicate copies its source's record
     row = {
         "engine": engine, "workers": workers, "timeout_minutes": args.minutes, "storage": url,
         "wall_seconds": round(wall, 1), "search_trials": len(counted),
@@ -296,7 +307,7 @@ def throughput_config(engine: str, workers: int, args: argparse.Namespace, setti
                                     if not TrialRecord.of(t).counts_as_search_trial)),
         "mean_seconds_by_status": {k: round(statistics.mean(v), 1) for k, v in sorted(seconds_by_status.items())},
         "per_worker": dict(Counter(r.worker or "?" for _, r in counted)),
-        "startup_seconds": sorted(round(start - launched, 1) for start in first_start.values()),
+        "first_trial_after_seconds": sorted(round(start - launched, 1) for start in first_start.values()),
         "trained": len(trained),
         "mean_trained_mmacs": round(statistics.mean(r.macs for r in trained if r.macs) / 1e6, 1)
         if any(r.macs for r in trained) else None,
@@ -446,7 +457,7 @@ def round_trip_study(engine: str, args: argparse.Namespace, tiny: Path, server: 
                      counter: StatementCounter) -> dict[str, Any]:
     from archsearch.study import StudyConfig, StudyRunner
 
-    root = Path(tempfile.mkdtemp(prefix=f"archsearch-roundtrips-{engine}-"))
+    root = scratch(f"archsearch-fleet-roundtrips-{engine}-")
     url = (f"sqlite:///{root / 'study.db'}" if engine == "sqlite"
            else server.database(f"round_trips_{len(counter.engines)}_{int(time.time())}", log_statements=True))
     config = StudyConfig(name="roundtrips", space=str(tiny / "tiny_space.yaml"), dataset=str(tiny / "tiny.npz"),
@@ -504,15 +515,20 @@ def round_trip_study(engine: str, args: argparse.Namespace, tiny: Path, server: 
         "request_kib_per_trial": round(per_trial("request_bytes") / 1024, 1) if trials else None,  # type: ignore[operator]
         "trial_seconds_mean": round(statistics.mean(p["seconds"] for p in trials), 2) if trials else None,
         "server_statements_per_trial": per_trial("", "server") if engine != "sqlite" else None,
+        "round_trips_per_trial": None,
         "setup_statements": phases[0]["statements"] if phases else None,
     }
+    if summary["server_statements_per_trial"] is not None and summary["checkouts_per_trial"] is not None:
+        # the pre-ping is an empty query (";"), which the server does not log: one round trip more per checkout
+        summary["round_trips_per_trial"] = round(summary["server_statements_per_trial"]
+                                                 + summary["checkouts_per_trial"], 1)
     return {"summary": summary, "phases": phases, "storage": url}
 
 
 def round_trips_part(args: argparse.Namespace, server: PrivatePostgres | None, tiny: Path) -> dict[str, Any]:
     print(f"\n== round trips: tiny space, {args.round_trip_trials} trials, 1 epoch, in this process ==", flush=True)
     print(f"{'engine':10s} {'stmts/trial':>11s} {'optuna':>6s} {'archs.':>6s} {'commits':>7s} {'checkouts':>9s} "
-          f"{'server':>6s} {'sql ms':>6s} {'KiB':>5s} {'trial s':>7s}", flush=True)
+          f"{'trips':>6s} {'sql ms':>6s} {'KiB':>5s} {'trial s':>7s}", flush=True)
     counter = StatementCounter().install()
     results = []
     try:
@@ -522,7 +538,7 @@ def round_trips_part(args: argparse.Namespace, server: PrivatePostgres | None, t
             result = round_trip_study(engine, args, tiny, server, counter)
             results.append(result)
             s = result["summary"]
-            logged = s["server_statements_per_trial"]
+            logged = s["round_trips_per_trial"]
             print(f"{engine:10s} {s['statements_per_trial']:11.1f} {s['optuna_statements_per_trial']:6.1f} "
                   f"{s['archsearch_statements_per_trial']:6.1f} {s['transactions_per_trial']:7.1f} "
                   f"{s['checkouts_per_trial']:9.1f} {'-' if logged is None else f'{logged:.0f}':>6s} "
@@ -535,7 +551,10 @@ def round_trips_part(args: argparse.Namespace, server: PrivatePostgres | None, t
                        "commits": "transactions committed (ConnectionEvents.commit)",
                        "checkouts": "connection checkouts from a pool; with pool_pre_ping each sends a ping first",
                        "server_statements": "statements the PostgreSQL server logged for the study's database "
-                                            "(log_statement=all): BEGIN, COMMIT and pings included, so ~round trips",
+                                            "(log_statement=all), BEGIN and COMMIT included; not the pre-ping, an "
+                                            "empty query (';') the server does not log",
+                       "round_trips": "server_statements + checkouts (one pre-ping each): messages that wait for "
+                                      "the server's answer, each one network round trip",
                        "statement_seconds": "time inside cursor.execute (commit and ping not included)",
                        "request_bytes": "SQL text plus repr() of its parameters: an estimate of bytes sent"}}
 
@@ -698,7 +717,7 @@ def sampler_part(args: argparse.Namespace, server: PrivatePostgres | None) -> di
     print(f"{'storage':10s} {'trials':>6s} {'add ms/t':>8s} {'tpe ms':>8s} {'shared ms':>9s} {'suggest':>7s} "
           f"{'cold get':>8s} {'warm get':>8s} {'records':>7s} {'front':>6s}", flush=True)
     storages: list[tuple[str, str | None]] = [("memory", None)]
-    folder = Path(tempfile.mkdtemp(prefix="archsearch-fleet-sampler-"))
+    folder = scratch("archsearch-fleet-sampler-")
     storages.append(("sqlite", f"sqlite:///{folder / 'sampler.db'}"))
     if server is not None:
         storages.append(("postgresql", server.database(f"sampler_{int(time.time())}")))
@@ -798,6 +817,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sampler-space", default="mobilenetv3")
     parser.add_argument("--sampler-storages", nargs="+", default=["memory", "sqlite", "postgresql"])
     parser.add_argument("--no-postgres", action="store_true", help="Leave out every PostgreSQL row.")
+    parser.add_argument("--keep-files", action="store_true",
+                        help="Keep the temporary databases, caches and worker logs (default: removed at the end).")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args()
     chosen = [part for part in PARTS if getattr(args, part)]
@@ -828,7 +849,7 @@ def main() -> None:
                           "settings": "defaults of initdb, loopback TCP, same machine" if server else None}
     tiny: Path | None = None
     if args.quick or "round_trips" in args.parts:
-        tiny = conftest().write_tiny_inputs(Path(tempfile.mkdtemp(prefix="archsearch-fleet-tiny-")))
+        tiny = conftest().write_tiny_inputs(scratch("archsearch-fleet-tiny-"))
     started = time.monotonic()
     try:
         if "throughput" in args.parts:
@@ -843,6 +864,9 @@ def main() -> None:
     finally:
         if server is not None:
             server.remove()
+        if not args.keep_files:
+            for path in SCRATCH:
+                shutil.rmtree(path, ignore_errors=True)
     data["seconds"] = round(time.monotonic() - started, 1)
     data["machine"]["loadavg_at_end"] = os.getloadavg()
     out = write_results(args.out, data)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+
+from sqlalchemy import select
 
 from archsearch.db import Store
 from archsearch.db.models import MeasurementAgent, MeasurementRequest
@@ -100,6 +102,79 @@ class AgentMeasure:
             return result_from_json(earlier.result, cached=True)
         return self._ask(spec, digest, fresh=False)
 
+    def measure_many(self, specs: Sequence[NetworkSpec]) -> list[LatencyResult | AgentError]:
+        """Every spec's latency on the device, asked all at once; in order, a result or the reason it has none.
+
+        A network the device answered earlier comes back at once (as ``measure``); the
+        others are left as requests together, so several agents of the device share
+        them, and waited for in one loop, with one set of waiting messages for the batch.
+        A network the agent could not measure gets its ``AgentFailedError`` in its place
+        and the others go on; ``timeout_seconds`` (for the whole batch) and interruptions
+        raise, taking back the requests no agent has started on.
+        """
+        answers: list[LatencyResult | AgentError | None] = [None] * len(specs)
+        digests = [spec_hash(spec) for spec in specs]
+        with self.store.session() as session:
+            for index, digest in enumerate(digests):
+                earlier = earlier_answer(session, self.device, digest, self.backend, self.threads)
+                if earlier is not None and earlier.result is not None:
+                    answers[index] = result_from_json(earlier.result, cached=True)
+        waiting: dict[int, list[int]] = {}  # request id -> the positions it answers (a spec may repeat)
+        asked: dict[str, int] = {}
+        try:
+            for index, (spec, digest) in enumerate(zip(specs, digests)):
+                if answers[index] is None:
+                    if digest not in asked:
+                        asked[digest] = submit(self.store, self.device, digest, json.dumps(spec_to_dict(spec)),
+                                               self.backend, self.threads, False)
+                    waiting.setdefault(asked[digest], []).append(index)
+            self._wait_many(waiting, specs, answers)
+        except BaseException:
+            for request_id in waiting:
+                try:
+                    withdraw(self.store, request_id)
+                except Exception:  # the database may be what failed: the first error is the one to raise
+                    pass
+            raise
+        done = [answer for answer in answers if answer is not None]
+        assert len(done) == len(specs)
+        return done
+
+    def _wait_many(self, waiting: dict[int, list[int]], specs: Sequence[NetworkSpec],
+                   answers: list[LatencyResult | AgentError | None]) -> None:
+        """Fill ``answers`` from the requests in ``waiting``, which is emptied as they are answered."""
+        notes = _WaitNotes(self)
+        while waiting:
+            with self.store.session() as session:
+                rows = {row.id: row for row in session.scalars(
+                    select(MeasurementRequest).where(MeasurementRequest.id.in_(list(waiting))))}
+                agents, now = agents_of(session, self.device)
+            for request_id in list(waiting):
+                name = specs[waiting[request_id][0]].name
+                row = rows.get(request_id)
+                answer: LatencyResult | AgentError
+                if row is None:
+                    answer = AgentError(f"{name}: request {request_id} to device {self.device!r} was removed from "
+                                        f"the database before its agent answered")
+                elif row.state == DONE and row.result is not None:
+                    answer = result_from_json(row.result)
+                elif row.state == FAILED:
+                    answer = AgentFailedError(f"{name}: device {self.device!r} could not measure it: {row.error}")
+                else:
+                    continue
+                for index in waiting.pop(request_id):
+                    answers[index] = answer
+            if not waiting:
+                return
+            left = [specs[indices[0]].name for indices in waiting.values()]
+            serving = notes.update(agents, now, left[0] if len(left) == 1 else f"{len(left)} networks")
+            if self.timeout_seconds is not None and notes.waited >= self.timeout_seconds:
+                names = ", ".join(left[:3]) + (", ..." if len(left) > 3 else "")
+                raise AgentTimeoutError(f"{len(left)} network(s) ({names}): no answer from device {self.device!r} "
+                                        f"within {self.timeout_seconds:g} s"
+                                        + ("" if serving else f" (no agent running: {self.start_command()})"))
+            time.sleep(self.poll_seconds)
+
     def remeasure(self, spec: NetworkSpec) -> LatencyResult:
         """Time ``spec`` on the device again now, leaving its cached figure alone (the canary)."""
         return self._ask(spec, spec_hash(spec), fresh=True)
@@ -135,9 +210,7 @@ class AgentMeasure:
             raise
 
     def _wait(self, request_id: int, spec: NetworkSpec) -> LatencyResult:
-        started = time.monotonic()
-        told_at: float | None = None
-        said = 0
+        notes = _WaitNotes(self)
         while True:
             with self.store.session() as session:
                 row = session.get(MeasurementRequest, request_id)
@@ -149,16 +222,8 @@ class AgentMeasure:
                 return result_from_json(row.result)
             if row.state == FAILED:
                 raise AgentFailedError(f"{spec.name}: device {self.device!r} could not measure it: {row.error}")
-            waited = time.monotonic() - started
-            serving = [agent for agent in agents if self._serves(agent, now)]
-            if not serving and (told_at is None or time.monotonic() - told_at >= self.message_every_seconds):
-                self.on_wait(self._missing(agents, now, waited if said else None))
-                told_at, said = time.monotonic(), said + 1
-            elif serving and told_at is not None:
-                self.on_wait(f"device {self.device!r}: agent {serving[0].name} is running; waiting for its "
-                             f"measurement of {spec.name}")
-                told_at = None
-            if self.timeout_seconds is not None and waited >= self.timeout_seconds:
+            serving = notes.update(agents, now, spec.name)
+            if self.timeout_seconds is not None and notes.waited >= self.timeout_seconds:
                 raise AgentTimeoutError(f"{spec.name}: no answer from device {self.device!r} within "
                                         f"{self.timeout_seconds:g} s"
                                         + ("" if serving else f" (no agent running: {self.start_command()})"))
@@ -179,6 +244,34 @@ class AgentMeasure:
         else:
             why = f"no measurement agent is running for it ({_setup(self.backend, self.threads)})"
         return f"{head}: {why}; nothing is measured here. Start one on the device: {self.start_command()}"
+
+
+class _WaitNotes:
+    """The waiting messages of one wait: while no agent serves the device, at first and every so often; once
+    more when one appears."""
+
+    def __init__(self, measure: AgentMeasure) -> None:
+        self.measure = measure
+        self.started = time.monotonic()
+        self.told_at: float | None = None
+        self.said = 0
+
+    @property
+    def waited(self) -> float:
+        return time.monotonic() - self.started
+
+    def update(self, agents: list[MeasurementAgent], now: datetime, what: str) -> list[MeasurementAgent]:
+        """Say what needs saying about the agents seen ``now`` (waiting to measure ``what``); the serving ones."""
+        measure = self.measure
+        serving = [agent for agent in agents if measure._serves(agent, now)]
+        if not serving and (self.told_at is None or time.monotonic() - self.told_at >= measure.message_every_seconds):
+            measure.on_wait(measure._missing(agents, now, self.waited if self.said else None))
+            self.told_at, self.said = time.monotonic(), self.said + 1
+        elif serving and self.told_at is not None:
+            measure.on_wait(f"device {measure.device!r}: agent {serving[0].name} is running; waiting for its "
+                            f"measurement of {what}")
+            self.told_at = None
+        return serving
 
 
 __all__ = ["AgentError", "AgentFailedError", "AgentMeasure", "AgentTimeoutError", "MESSAGE_EVERY_SECONDS"]

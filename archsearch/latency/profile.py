@@ -14,11 +14,14 @@ counts as much as a 1 s one).
 A profile names its device (fingerprint and description), backend with versions, thread
 count and measurement protocol; it is stored in the cache database, can be exported to
 a JSON file and imported on another machine, and says so when used on a device it was
-not built on.
+not built on. A profile built through a device's measurement agent (``archsearch profile
+build --device NAME``) also carries the device's name, and describes the agent's machine;
+``device_profile`` finds it for a study on that device.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -112,10 +115,25 @@ class DeviceProfile:
     training_hashes: tuple[str, ...] = ()
     build: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    device_name: str | None = None
+    """The device's name (``StudyConfig.device``) when built through its measurement agent; None when built here."""
 
     @property
     def fingerprint(self) -> str:
         return str(self.device.get("fingerprint", ""))
+
+    @property
+    def stored_fingerprint(self) -> str:
+        """The fingerprint column it is stored under: a named device's profile has a row of its own.
+
+        Two boards of one model share a fingerprint, and an agent may run on a machine
+        that also has a profile of its own; neither replaces the other. The column holds
+        32 characters: the fingerprint, then a digest of the device's name.
+        """
+        if self.device_name is None:
+            return self.fingerprint
+        digest = hashlib.sha256(self.device_name.encode()).hexdigest()
+        return f"{self.fingerprint[:16]}@{digest[:32 - 1 - len(self.fingerprint[:16])]}"
 
     @property
     def key(self) -> dict[str, Any]:
@@ -148,7 +166,7 @@ class DeviceProfile:
                 "backend": self.backend, "backend_version": self.backend_version, "threads": self.threads,
                 "protocol": self.protocol, "features": list(self.features), "coefficients": list(self.coefficients),
                 "accuracy": asdict(self.accuracy), "training_hashes": list(self.training_hashes),
-                "build": self.build, "created_at": self.created_at}
+                "build": self.build, "created_at": self.created_at, "device_name": self.device_name}
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "profile") -> DeviceProfile:
@@ -166,7 +184,8 @@ class DeviceProfile:
                        protocol=dict(data["protocol"]), features=features, coefficients=coefficients,
                        accuracy=ProfileAccuracy(**data["accuracy"]),
                        training_hashes=tuple(data.get("training_hashes", ())), build=dict(data.get("build", {})),
-                       created_at=str(data.get("created_at", "")))
+                       created_at=str(data.get("created_at", "")),
+                       device_name=None if data.get("device_name") is None else str(data["device_name"]))
         except (KeyError, TypeError, ValueError) as error:
             raise ProfileError(f"{source}: malformed profile ({error})") from None
 
@@ -186,15 +205,17 @@ class DeviceProfile:
 
 
 def store_profile(profile: DeviceProfile, storage: str | None = None) -> None:
-    """Store ``profile`` under its device, backend, version and threads, replacing any for the same key."""
+    """Store ``profile`` under its device (and device name), backend, version and threads, replacing any for the
+    same key."""
     from sqlalchemy import select
 
     from archsearch.db import DeviceProfileRecord, Store
 
+    key = {**profile.key, "fingerprint": profile.stored_fingerprint}
     with Store.at(storage).session() as session:
-        row = session.scalars(select(DeviceProfileRecord).filter_by(**profile.key)).first()
+        row = session.scalars(select(DeviceProfileRecord).filter_by(**key)).first()
         if row is None:
-            row = DeviceProfileRecord(**profile.key, profile="")
+            row = DeviceProfileRecord(**key, profile="")
             session.add(row)
         row.profile = profile.to_json()
         row.created_at = datetime.now(UTC)
@@ -259,7 +280,8 @@ def this_device_profile(backend: str, threads: int, storages: tuple[str | None, 
     """The profile measured on this very machine with the installed backend, from the first storage holding one.
 
     Profiles of other devices or versions are never used to screen a study measured here:
-    their predictions describe another runtime.
+    their predictions describe another runtime. Nor are named devices' profiles (built
+    through an agent, ``device_profile``), even when that agent ran on this machine.
     """
     from archsearch.latency.backends import get_backend
     from archsearch.latency.device import device_info
@@ -269,6 +291,68 @@ def this_device_profile(backend: str, threads: int, storages: tuple[str | None, 
            "threads": threads}
     for storage in storages:
         for profile in stored_profiles(storage):
-            if profile.key == key:
+            if profile.key == key and profile.device_name is None:
                 return profile
     return None
+
+
+def device_setups(device_name: str, backend: str, threads: int,
+                  storage: str | None = None) -> set[tuple[str | None, str | None]]:
+    """(fingerprint, backend version) of ``device_name`` as it is now: its live agents', else its latest figure's.
+
+    Empty when the device has neither a running agent nor a measurement in ``storage``.
+    """
+    from sqlalchemy import select
+
+    from archsearch.db import Store
+    from archsearch.db.models import MeasurementRequest
+    from archsearch.latency.agent_queue import DONE, live_agents
+
+    with Store.at(storage).session() as session:
+        setups: set[tuple[str | None, str | None]] = {
+            (agent.fingerprint, agent.backend_version) for agent in live_agents(session, device_name, backend, threads)}
+        if not setups:
+            latest = session.execute(
+                select(MeasurementRequest.fingerprint, MeasurementRequest.backend_version)
+                .where(MeasurementRequest.device == device_name, MeasurementRequest.backend == backend,
+                       MeasurementRequest.threads == threads, MeasurementRequest.state == DONE)
+                .order_by(MeasurementRequest.finished_at.desc(), MeasurementRequest.id.desc()).limit(1)).first()
+            if latest is not None:
+                setups = {(latest[0], latest[1])}
+    return setups
+
+
+def device_profile(device_name: str, backend: str = "litert", threads: int = 1,
+                   storage: str | None | tuple[str | None, ...] = None) -> DeviceProfile | None:
+    """The profile of the named device (built through its agent) for ``backend`` and ``threads``, or None.
+
+    ``storage`` is the database the device's agent serves (a study's), or a tuple of
+    databases searched together (the first preferred on a tie). Of several profiles
+    with the device's name, the one whose fingerprint matches the device as it is now
+    (its running agent's, else its latest measurement's in the first storage: a board
+    replaced or upgraded keeps its name) is preferred, then the one whose backend
+    version matches too, then the newest. A profile built without a name (on the board
+    itself, then imported) is used when its fingerprint matches the device's and no
+    named profile does. The installed backend is not consulted: the device's is what counts.
+    """
+    from archsearch.latency.agent_queue import check_device_name
+
+    check_device_name(device_name)
+    storages = storage if isinstance(storage, tuple) else (storage,)
+    setups = device_setups(device_name, backend, threads, storages[0])
+    fingerprints = {fingerprint for fingerprint, _ in setups}
+    candidates: list[tuple[tuple[bool, bool, bool, int, int], DeviceProfile]] = []
+    for place, url in enumerate(storages):
+        for age, profile in enumerate(stored_profiles(url)):  # newest first
+            if profile.backend != backend or profile.threads != threads:
+                continue
+            named = profile.device_name == device_name
+            same_hardware = profile.fingerprint in fingerprints
+            if not named and not (same_hardware and profile.device_name is None):
+                continue
+            rank = (bool(fingerprints) and not same_hardware, not named,
+                    bool(setups) and (profile.fingerprint, profile.backend_version) not in setups, place, age)
+            candidates.append((rank, profile))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda item: item[0])[1]

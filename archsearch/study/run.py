@@ -237,7 +237,7 @@ class StudyRunner:
     def _open(self, config: StudyConfig, storage: optuna.storages.RDBStorage) -> None:
         """Everything that writes to the study: its record, the protocol, the latency screen, the evaluator."""
         from archsearch.latency import AgentMeasure, LatencyPredictor, measure_latency, remeasure_latency
-        from archsearch.latency.profile import this_device_profile
+        from archsearch.latency.profile import device_profile, this_device_profile
 
         self.shared = not is_sqlite(self.url)  # server storage: other workers may share the study
         if self.shared:
@@ -251,15 +251,17 @@ class StudyRunner:
         self.profile = None
         self.agent: AgentMeasure | None = None
         screen: LatencyScreen | ProfileScreen | MeasuredScreen
-        if config.device is not None:  # the device's agent measures everything; nothing is timed here
+        pairs = [(r.profile_latency_ms, r.measured_latency_ms) for r in records(self.study)
+                 if r.profile_latency_ms is not None and r.measured_latency_ms is not None]
+        if config.device is not None:  # the device's agent measures; nothing is timed or predicted from here
             self.agent = AgentMeasure(self.url, config.device, config.backend, config.threads,
                                       on_wait=lambda text: self.notify(text))
             measure, remeasure = self.agent, self.agent.remeasure
-            screen = MeasuredScreen(measure)
+            self.profile = device_profile(config.device, config.backend, config.threads, (self.url, None))
+            screen = (MeasuredScreen(measure) if self.profile is None
+                      else ProfileScreen(self.profile, measure, config.budget_ms, pairs))
         elif (profile := this_device_profile(config.backend, config.threads, (self.url, None))) is not None:
             self.profile = profile
-            pairs = [(r.profile_latency_ms, r.measured_latency_ms) for r in records(self.study)
-                     if r.profile_latency_ms is not None and r.measured_latency_ms is not None]
             screen = ProfileScreen(profile, measure, config.budget_ms, pairs)
         else:
             screen = LatencyScreen(LatencyPredictor(config.backend, config.threads, storage=self.url), measure)
@@ -279,8 +281,13 @@ class StudyRunner:
             running = self.agent.agents_running()
             serving = (f"agent(s) serving it now: {', '.join(running)}" if running else
                        f"no agent serving it yet: start `{self.agent.start_command()}` on the device")
+            screening = ("every candidate measured there before training (no profile of the device yet: "
+                         f"`archsearch profile build --device {self.config.device}` makes one through its agent)"
+                         if self.profile is None else
+                         f"candidates screened by the device's profile (trusted within "
+                         f"+/-{self.profile.accuracy.band:.0%}), trained ones and those near the budget measured")
             return (f"latency: measured on device {self.config.device!r} by its measurement agent, one request at "
-                    f"a time; nothing is timed on this machine; {serving}")
+                    f"a time; nothing is timed on this machine; {screening}; {serving}")
         if self.profile is None:
             return ("latency: candidates measured (converted and timed) before training, or predicted from the "
                     "per-part table once it covers them; no device profile for this machine yet "
