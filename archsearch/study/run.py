@@ -212,6 +212,11 @@ def check_proxy_sees_resolution(config: StudyConfig, space: SearchSpace) -> None
 class StudyRunner:
     """Runs one study: owns its data, space, latency screen and trial evaluator."""
 
+    poll_seconds: float = 5.0
+    """How often a worker waiting for other workers looks at the study again (at most every heartbeat)."""
+    database_patience_minutes: float = 30.0
+    """How long a worker keeps retrying a database it lost before it gives up."""
+
     def __init__(self, config: StudyConfig, progress: ProgressCallback | None = None,
                  notify: Callable[[str], None] | None = None) -> None:
         from archsearch.latency import get_backend
@@ -220,6 +225,7 @@ class StudyRunner:
         self.progress = progress
         self.notify: Callable[[str], None] = notify or (lambda text: None)
         """Where the runner says what it waits for (another worker, the database); the CLI prints it."""
+        self._said: set[str] = set()
         get_backend(config.backend)
         self.dataset: Dataset = load_dataset(config.dataset, config.train_size, seed=config.seed)
         self.space: SearchSpace = load_space(config.space).with_overrides(classes=self.dataset.classes)
@@ -301,11 +307,6 @@ class StudyRunner:
         """The storage URL with any password hidden: the one to print."""
         return shown_url(self.url)
 
-    poll_seconds: float = 5.0
-    """How often a worker waiting for other workers looks at the study again (at most every heartbeat)."""
-    database_patience_minutes: float = 30.0
-    """How long a worker keeps retrying a database it lost before it gives up."""
-
     def run(self) -> optuna.Study:
         """References first (once per study), then search trials until the study's trial count or this
         worker's timeout. With other workers on the study, a worker with nothing left to start stays
@@ -374,19 +375,13 @@ class StudyRunner:
         return lost_since
 
     def _say_once(self, key: str, text: str) -> None:
-        said = self.__dict__.setdefault("_said", set())
-        if key not in said:
-            said.add(key)
+        if key not in self._said:
+            self._said.add(key)
             self.notify(text)
 
     def close(self) -> None:
         """Let another process use this study's SQLite file (done by ``run``)."""
         self._lock.release()
-
-    def finished(self) -> bool:
-        """The study reached its trial count, or the timeout passed."""
-        progress = self.snapshot()
-        return (progress.total is not None and progress.done >= progress.total) or self._timed_out()
 
     def _timed_out(self) -> bool:
         timeout = self.config.timeout_minutes
