@@ -164,6 +164,7 @@ def test_a_study_with_a_device_waits_for_its_agent_which_serves_both_workers(pos
     assert "board-7" in (root / "agent.log").read_text()
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask() stands in for optimize() here, on purpose
 def test_a_trial_whose_worker_dies_is_retried_once_and_a_second_death_is_its_failure(tmp_path):
     """Optuna's heartbeat and archsearch's RetryOnce, without processes: heartbeats that stop."""
     import warnings
@@ -201,3 +202,15 @@ def test_a_trial_whose_worker_dies_is_retried_once_and_a_second_death_is_its_fai
     again = TrialRecord.of(study.trials[retry.number])
     assert again.retry_history == (first.number,) and again.label == "failed"
     assert again.reason == f"killed its worker twice (trials {first.number}, {retry.number}): not retried again"
+
+
+def test_successive_halving_counts_each_network_once():
+    from archsearch.study.fidelity import rung_population
+
+    def record(number: int, **facts) -> TrialRecord:  # type: ignore[no-untyped-def]
+        state = facts.pop("state", TrialState.COMPLETE)
+        return TrialRecord(number=number, state=state, values=None, constraints={}, screen_latency_ms=5.0,
+                           history=[{"epoch": 2, "val_accuracy": 0.5 + number / 100}], **facts)
+
+    trials = [record(0), record(1, duplicate_of=0), record(2, state=TrialState.FAIL), record(3), record(4)]
+    assert [entry.accuracy for entry in rung_population(trials, 2, exclude_number=4)] == [0.5, 0.53]

@@ -63,10 +63,15 @@ class SuccessiveHalving:
 
 
 def rung_population(trials: Iterable[TrialRecord], epoch: int, exclude_number: int) -> list[RungEntry]:
-    """Entries at ``epoch`` from trials that stored a history and a screening latency."""
+    """Entries at ``epoch`` from trials that stored a history and a screening latency.
+
+    Each network counts once: duplicates (which copy the history they reuse) and attempts
+    whose worker died (their retry trains the same network again) are left out.
+    """
     entries = []
     for trial in trials:
-        if trial.number == exclude_number or trial.screen_latency_ms is None:
+        if (trial.number == exclude_number or trial.screen_latency_ms is None or trial.is_duplicate
+                or trial.died_with_worker):
             continue
         accuracy = trial.accuracy_at(epoch)
         if accuracy is not None:
