@@ -92,8 +92,8 @@ def _commands() -> list[str]:
 
 
 def test_the_app_is_a_group_with_the_documented_commands():
-    assert _commands() == sorted(["references", "show", "validate", "spaces", "latency", "run", "studies",
-                                  "show-study", "dashboard", "export", "profile"])
+    assert _commands() == sorted(["references", "show", "validate", "spaces", "latency", "run", "worker", "agent",
+                                  "studies", "show-study", "dashboard", "export", "profile"])
     import typer
 
     from archsearch.cli import app
