@@ -1,7 +1,8 @@
 """Does the proxy rank networks as deployment-resolution training would? (proxy fidelity)
 
     python benchmarks/proxy_fidelity.py [--dataset digits] [--networks 12] [--seeds 0 1] [--deploy-epochs 10]
-                                        [--proxies 0.25 32px]
+                                        [--proxies 0.25 32px '0.25;batch_size=32'] [--no-deploy]
+                                        [--deploy-from RESULT.json] [--out RESULT.json] [--summary-only]
 
 For networks of the default space spanning its range under the default budget (the two
 MobileNetV3 references plus specs sampled from ``mobilenetv3`` at evenly spaced MAC
@@ -10,7 +11,9 @@ quantiles), trains each twice per seed:
 * the **proxy**, exactly as ``archsearch run`` trains a candidate (``train_spec`` at
   ``train_scale`` x its input size, the study's recipe), once per proxy compared
   (``--proxies``: a scale such as ``0.25``, or a fixed size such as ``32px``, the rule
-  of earlier versions), so the choice of rule is measured against the same targets;
+  of earlier versions, optionally with recipe overrides after ``;``), so the choice of
+  rule is measured against the same targets (``--no-deploy --deploy-from FILE`` measures
+  a new proxy against deployment runs another result file already holds);
 * the **deployment** run: the same spec trained at its own input size with a longer
   recipe (``--deploy-epochs``), i.e. the network a user would ship.
 
