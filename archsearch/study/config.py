@@ -51,7 +51,7 @@ class StudyConfig(StrictModel):
     eta: Annotated[int, Field(ge=2)] = 3
     reject_margin: Annotated[float, Field(ge=0)] = 0.1
     references: bool = True
-    device: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    device: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$")] | None = None
     """The device the networks are meant for: its measurement agent (``archsearch agent --device``)
     measures every latency. ``None``: this machine measures, as a single-machine study does."""
     keep_weights: Literal["front", "all"] = "front"
