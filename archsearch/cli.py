@@ -389,6 +389,10 @@ def show_study(name: Annotated[str, typer.Argument(help="Study name.")], storage
         return
     counts = ", ".join(f"{v} {k}" for k, v in sorted(report["by_status"].items()))
     console.print(f"{report['study']}: {report['trials']} trials ({counts}); storage {report['storage']}")
+    if report["device"] or len(report["workers"]) > 1:
+        workers = ", ".join(f"{name} ({n})" for name, n in report["workers"].items())
+        device = f"latency from device {report['device']!r}; " if report["device"] else ""
+        console.print(f"{device}trials by worker: {workers}")
     _print_front(report)
     for ref in report["references"]:
         console.print(f"reference {ref['reference']}: accuracy {ref['accuracy']:.4f}, {ref['latency_ms']:.3f} ms "

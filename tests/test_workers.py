@@ -162,6 +162,9 @@ def test_a_study_with_a_device_waits_for_its_agent_which_serves_both_workers(pos
     workers = {r.worker for r in everything}
     assert len(workers) == 2, "both workers ran trials"
     assert "board-7" in (root / "agent.log").read_text()
+    shown = subprocess.run([sys.executable, "-m", "archsearch", "show-study", study, "--storage", postgres_url],
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert "latency from device 'board-7'; trials by worker:" in shown.stdout, shown.stdout + shown.stderr
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask() stands in for optimize() here, on purpose

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archsearch.study.canary import canary_summary
 from archsearch.study.fidelity import dominates
 from archsearch.study.protocol import LABEL, AccuracyProtocol
-from archsearch.study.record import TrialRecord, recorded_config, records
+from archsearch.study.record import TRIALS_ATTR, TrialRecord, recorded_config, records
 from archsearch.study.seed_noise import seed_noise
 from archsearch.urls import shown_url
 
@@ -177,6 +177,15 @@ def failures(study: optuna.Study) -> list[tuple[int, str]]:
     return [(r.number, r.reason or "unknown") for r in records(study, (TrialState.FAIL,))]
 
 
+def _trials_by_worker(all_records: list[TrialRecord]) -> dict[str, int]:
+    """How many trials each worker (host:pid) ran, busiest first."""
+    counts: dict[str, int] = {}
+    for record in all_records:
+        if record.worker is not None:
+            counts[record.worker] = counts.get(record.worker, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
     """Everything ``show-study`` prints, as data (the storage URL with any password hidden)."""
     all_records = records(study)
@@ -193,7 +202,10 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "accuracy_protocol": protocol.as_dict() if protocol else None,
         "config": config,
         "budget_ms": config.get("budget_ms"),
+        "device": config.get("device"),
         "trials": len(all_records),
+        "trial_count": study.user_attrs.get(TRIALS_ATTR),
+        "workers": _trials_by_worker(all_records),
         "by_status": by_status,
         "front": [asdict(p) for p in front],
         "hypervolume": hypervolume(front, config["budget_ms"]) if config.get("budget_ms") else None,
