@@ -42,6 +42,17 @@ def tiny_spec(name: str, size: int = 64, stem: int = 8) -> NetworkSpec:
     return parse_spec(data)
 
 
+def measure_failing_on(name: str, error: Exception, result: LatencyResult):  # type: ignore[no-untyped-def]
+    """A stand-in for the agent's ``measure_latency``: raises ``error`` for the spec named ``name``, else ``result``."""
+
+    def measure(spec, backend, threads, storage=None):  # type: ignore[no-untyped-def]
+        if spec.name == name:
+            raise error
+        return result
+
+    return measure
+
+
 def device_name() -> str:
     return f"board-{uuid.uuid4().hex[:8]}"
 
@@ -221,13 +232,8 @@ def test_two_agent_processes_split_a_queue_and_fail_bad_requests_with_their_reas
 def test_a_request_the_agent_cannot_measure_fails_with_its_reason_and_the_agent_goes_on(postgres_url, monkeypatch):
     device = device_name()
     fake = LatencyResult(1.5, 1.4, 1.6, 50, "litert", "v", 1, "1x64x64x3", "", False, {"device": {}})
-
-    def measure(spec, backend, threads, storage=None):
-        if spec.name == "broken":
-            raise LatencyError("broken: ConverterError: 'tfl.conv_2d' op is neither a custom op nor a flex op")
-        return fake
-
-    monkeypatch.setattr(agent_module, "measure_latency", measure)
+    broken = LatencyError("broken: ConverterError: 'tfl.conv_2d' op is neither a custom op nor a flex op")
+    monkeypatch.setattr(agent_module, "measure_latency", measure_failing_on("broken", broken, fake))
     events: list[str] = []
     agent = threading.Thread(target=serve, args=(postgres_url, device),
                              kwargs={"max_requests": 2, "on_event": events.append, "poll_seconds": 0.05})

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import write_tiny_inputs
 from sqlalchemy import select
-from test_agent import requests_of, tiny_spec
+from test_agent import measure_failing_on, requests_of, tiny_spec
 from test_cli import run
 from test_profile import synthetic_costs, synthetic_profile
 
@@ -249,14 +249,8 @@ def test_device_profiles_are_stored_apart_and_found_by_name_and_fingerprint(tmp_
 
 def test_measure_many_asks_a_batch_at_once_and_answers_each_network(tmp_path, monkeypatch):
     url, device = f"sqlite:///{tmp_path / 'queue.db'}", f"board-{uuid.uuid4().hex[:8]}"
-    fake = fake_result(None, 1.5)
-
-    def measure(spec, backend, threads, storage=None):
-        if spec.name == "broken":
-            raise ArchsearchError("broken: cannot convert")
-        return fake
-
-    monkeypatch.setattr(agent_module, "measure_latency", measure)
+    monkeypatch.setattr(agent_module, "measure_latency",
+                        measure_failing_on("broken", ArchsearchError("broken: cannot convert"), fake_result(None, 1.5)))
     messages: list[str] = []
     agent = AgentMeasure(url, device, on_wait=messages.append, poll_seconds=0.05)
     a, b, broken = tiny_spec("a"), tiny_spec("b", size=32), tiny_spec("broken", size=48)
