@@ -17,7 +17,7 @@ RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage", "keep_wei
 # (``keep_weights`` is a retention policy, not part of what is measured; ``artifacts`` is checked
 # against the location the study recorded, by ``study.artifacts``, with its own message.)
 # What a setting meant in studies recorded before it existed.
-LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None, "device": None}
+LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None, "device": None, "ladder_ms": None, "warm_start": False}
 # (``dataset`` was always recorded: studies made when the default was ``digits`` say so.)
 
 
@@ -26,7 +26,11 @@ class StudyConfig(StrictModel):
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")] = "default"
     space: str = "mobilenetv3"
-    budget_ms: float = Field(gt=0, description="Hard latency budget (measured median, ms).")
+    budget_ms: float = Field(gt=0, description="Hard latency budget (measured median, ms): the ladder's top rung.")
+    ladder_ms: tuple[Annotated[float, Field(gt=0)], ...] | None = None
+    """A ladder of budgets, ascending (``--budget-ms 2,5,10,20``): one search fills every rung, and
+    ``archsearch family`` picks one network per rung. ``None``: a single budget. The largest rung
+    is ``budget_ms``, the study's hard constraint."""
     trials: Annotated[int, Field(ge=1)] | None = 20
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None
     dataset: str = "digits-clutter"
@@ -58,6 +62,48 @@ class StudyConfig(StrictModel):
     """Trained weights to keep: front members only (a dominated trial never returns), or every trained one."""
     artifacts: str | None = None
     """Where trained weights go: a folder or ``s3://bucket/prefix`` (default: beside a SQLite study)."""
+    warm_start: bool = False
+    """Begin the search from the space's references (their configurations, projected onto the space,
+    enqueued as the first search trials). Off by default: see the README's warm-start benchmark."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ladder_from_budgets(cls, data: Any) -> Any:
+        """``budget_ms`` given as several budgets is a ladder: its largest is the hard budget."""
+        if isinstance(data, dict) and isinstance(data.get("budget_ms"), (list, tuple)):
+            budgets = list(data["budget_ms"])
+            if not budgets:
+                raise ValueError("budget_ms: give at least one budget")
+            try:
+                top = max(budgets)
+            except TypeError:
+                raise ValueError(f"budget_ms: every rung must be a number of milliseconds, got {budgets!r}") from None
+            data = {**data, "budget_ms": top, "ladder_ms": budgets if len(budgets) > 1 else None}
+        return data
+
+    @field_validator("ladder_ms")
+    @classmethod
+    def _ascending(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        if any(not math.isfinite(v) for v in value):
+            raise ValueError("every rung must be a finite number of milliseconds")
+        if len(set(value)) != len(value):
+            raise ValueError(f"the budgets {', '.join(f'{v:g}' for v in value)} repeat a rung")
+        ordered = tuple(sorted(value))
+        return ordered if len(ordered) > 1 else None
+
+    @model_validator(mode="after")
+    def _top_rung_is_the_budget(self) -> StudyConfig:
+        if self.ladder_ms is not None and self.ladder_ms[-1] != self.budget_ms:
+            raise ValueError(f"budget_ms ({self.budget_ms:g}) must be the ladder's largest rung "
+                             f"({self.ladder_ms[-1]:g})")
+        return self
+
+    @property
+    def rungs_ms(self) -> tuple[float, ...]:
+        """The budgets this study answers, ascending: the ladder, or the single budget."""
+        return self.ladder_ms or (self.budget_ms,)
 
     @model_validator(mode="after")
     def _one_training_resolution(self) -> StudyConfig:
@@ -95,15 +141,24 @@ class StudyConfig(StrictModel):
                            seed=self.seed)
 
 
-def parse_budget_ms(text: str) -> float:
-    """A budget as typed on the command line: a finite number of milliseconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ArchsearchError(f"--budget-ms must be a number of milliseconds, got {text!r}") from None
-    if not math.isfinite(value):
-        raise ArchsearchError(f"--budget-ms must be a finite number of milliseconds, got {text!r}")
-    return value
+def parse_budget_ms(text: str) -> float | list[float]:
+    """A budget as typed on the command line: a finite number of milliseconds, or a ladder of them
+    separated by commas (``2,5,10,20``)."""
+    pieces = [piece.strip() for piece in text.split(",")]
+    values = []
+    for piece in pieces:
+        try:
+            value = float(piece)
+        except ValueError:
+            raise ArchsearchError(f"--budget-ms must be a number of milliseconds or a comma-separated ladder "
+                                  f"of them (2,5,10,20), got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ArchsearchError(f"--budget-ms: every budget must be a positive, finite number of milliseconds, "
+                                  f"got {piece!r} in {text!r}")
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise ArchsearchError(f"--budget-ms: the ladder {text!r} repeats a rung")
+    return values[0] if len(values) == 1 else values
 
 
 def load_study_config(config_file: str | Path | None = None, **overrides: Any) -> StudyConfig:
@@ -124,4 +179,5 @@ def load_study_config(config_file: str | Path | None = None, **overrides: Any) -
         return StudyConfig.model_validate(data)
     except ValidationError as error:
         where = f"{config_file}: " if config_file else ""
-        raise ArchsearchError(where + format_validation_error(error).replace("budget_ms", "--budget-ms")) from None
+        raise ArchsearchError(where + format_validation_error(error).replace("budget_ms", "--budget-ms")
+                             .replace("ladder_ms", "--budget-ms")) from None

@@ -11,8 +11,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.study.canary import canary_summary
 from archsearch.study.fidelity import dominates
+from archsearch.study.ladder import ladder_state
 from archsearch.study.protocol import LABEL, AccuracyProtocol
-from archsearch.study.record import TRIALS_ATTR, TrialRecord, recorded_config, records
+from archsearch.study.record import FAMILY_ATTR, TRIALS_ATTR, TrialRecord, recorded_config, records
 from archsearch.study.seed_noise import seed_noise
 from archsearch.urls import shown_url
 
@@ -214,6 +215,9 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "reference_verdicts": [asdict(v) for v in reference_verdicts(study)],
         "failures": [{"trial": n, "reason": r} for n, r in failures(study)],
         "canary": canary_summary(study),
+        "ladder": ([state.as_dict() for state in ladder_state(all_records, config["ladder_ms"])]
+                   if config.get("ladder_ms") else None),
+        "family": study.user_attrs.get(FAMILY_ATTR),
     }
 
 

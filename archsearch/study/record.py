@@ -32,6 +32,9 @@ INTERRUPTED = "interrupted: the process ended while this trial ran"
 SURPLUS = "surplus: the study reached its trial count while this worker started the trial"
 """``failure_reason`` of a trial a worker started as another worker's filled the count; it does not count."""
 
+FAMILY_ATTR = "archsearch:family"
+"""Study user attribute holding the last ``archsearch family`` result (``family.FamilyResult.as_dict()``)."""
+
 TRIALS_ATTR = "archsearch:trials"
 """Study user attribute holding the study's trial count: every worker stops at it."""
 
@@ -65,6 +68,10 @@ class TrialRecord:
     """The worker that ran the trial (host:pid): studies on a server have several."""
     reference: str | None = None
     """The reference network this trial trained, for baseline trials."""
+    aimed_at_ms: float | None = None
+    """The ladder rung (its budget) this search trial was drawn for, when the ladder chose it (``study.ladder``)."""
+    warm_start: str | None = None
+    """The reference whose configuration, projected onto the space, this search trial was started from."""
     spec: dict[str, Any] | None = None
     """Canonical JSON of the deployment spec."""
     spec_hash: str | None = None
@@ -233,5 +240,5 @@ def recorded_config(study: optuna.Study) -> dict[str, Any]:
     return dict(study.user_attrs.get(CONFIG_ATTR) or {})
 
 
-__all__ = ["CONFIG_ATTR", "INTERRUPTED", "PROTOCOL_ATTR", "SURPLUS", "TRIALS_ATTR", "Status", "TrialRecord",
-           "TrialRecorder", "recorded_config", "records"]
+__all__ = ["CONFIG_ATTR", "FAMILY_ATTR", "INTERRUPTED", "PROTOCOL_ATTR", "SURPLUS", "TRIALS_ATTR", "Status",
+           "TrialRecord", "TrialRecorder", "recorded_config", "records"]

@@ -31,6 +31,7 @@ from archsearch.study.claims import WorkClaims, reference_piece
 from archsearch.study.config import LEGACY_SETTINGS, StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving
 from archsearch.study.front import pareto_front
+from archsearch.study.ladder import Estimate, Ladder, mac_power_law
 from archsearch.study.optuna_storage import (
     ARCHSEARCH_DIRECTIONS,
     SqliteLock,
@@ -275,6 +276,8 @@ class StudyRunner:
         self.canary = Canary(self.study, load_reference(anchor, classes=self.dataset.classes), remeasure)
         halving = SuccessiveHalving(config.epochs, config.eta) if config.multi_fidelity else None
         self.claims = WorkClaims(self.url, config.name)
+        started = len(self.study.get_trials(deepcopy=False))  # a resumed ladder does not replay its draws
+        self.ladder = Ladder(self.space, config.ladder_ms, seed=config.seed + started) if config.ladder_ms else None
         self.evaluator = TrialEvaluator(config, self.study, self.dataset, screen, measure,
                                         TrialWeightStore.for_config(self.study, self.url, config), halving,
                                         self.claims,
@@ -346,6 +349,7 @@ class StudyRunner:
         total = study_trial_count(self.study)
         done, running = self._search_counts(trials)
         if total is None or done + running < total:
+            self._plan_next_search_trial(None if total is None else total - done - running)
             self._run_trial()
             return True
         if running or any(t.state == TrialState.RUNNING for t in trials):
@@ -354,6 +358,35 @@ class StudyRunner:
             time.sleep(self.poll_seconds)
             return True
         return False
+
+    def _plan_next_search_trial(self, room: int | None) -> None:
+        """Enqueue what the next search trial should be, when the sampler should not choose: the
+        references' configurations first (warm start), then a draw for the lowest empty rung of the
+        ladder. Optuna hands an enqueued trial to the next ``optimize`` call, in any worker."""
+        all_records = records(self.study)
+        if self.config.warm_start and not any(r.warm_start or r.counts_as_search_trial for r in all_records):
+            from archsearch.study.warm_start import warm_start_points
+
+            for point in warm_start_points(self.space, self.dataset.classes)[:room]:
+                self.study.enqueue_trial(point.params, user_attrs={"warm_start": point.reference})
+                self.notify(f"warm start: {point.describe()}")
+            return
+        if self.ladder is None:
+            return
+        aim = self.ladder.next_aim(all_records, self._latency_estimate(all_records))
+        if aim is not None:
+            self.study.enqueue_trial(aim.params, user_attrs={"aimed_at_ms": aim.rung.budget_ms})
+            self.notify(f"ladder: next trial aimed at the empty {aim.rung.budget_ms:g} ms rung "
+                        f"(a network estimated at {aim.estimated_ms:.2f} ms)")
+
+    def _latency_estimate(self, all_records: list[TrialRecord]) -> Estimate | None:
+        """Latency without measuring, for the ladder's draws: the device profile (calibrated to this host),
+        else a power law in MACs fitted to what this study measured."""
+        screen = self.evaluator.screen
+        if isinstance(screen, ProfileScreen):
+            return lambda spec: screen.profile.predict(spec) * screen.scale
+        return mac_power_law([(r.macs, r.measured_latency_ms) for r in all_records
+                              if r.macs and r.measured_latency_ms is not None])
 
     def _wait_for_database(self, error: Exception, lost_since: float | None) -> float:
         """The database went away: say so, wait with growing pauses, give up after ``database_patience_minutes``."""

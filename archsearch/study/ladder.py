@@ -1,0 +1,206 @@
+"""A ladder of budgets in one search: which rungs hold a trained network, and what to draw for an empty one.
+
+A study over budgets ``b1 < b2 < ... < bn`` keeps ``bn`` as its one hard constraint, so
+Optuna's front, its constraint handling and the sampler are those of a single budget.
+What the ladder adds is *allocation*: rung ``i`` is filled when a trained, feasible
+search trial measured inside its band ``(b(i-1), b(i)]``. Before each search trial the
+lowest empty rung (not yet given up) gets the trial: the space is drawn at random many
+times, each draw's latency is estimated without measuring anything (the device profile
+when there is one, else a power law in MACs fitted to the study's own measurements),
+and the draw estimated closest to the rung's aim is enqueued (Optuna's
+``enqueue_trial``). Once every rung is filled the sampler proposes freely again.
+
+Why this and not a sampler that knows the ladder: multivariate TPE under a budget
+learns where accuracy is high, and accuracy grows with size, so it spends its trials
+just under the largest budget; the small rungs are where it has least reason to look.
+Aiming single trials at empty rungs costs one trial per rung and leaves the sampler,
+and everything it learns from the aimed trials, unchanged. A rung that three aimed
+trials failed to fill, or that no draw of the space is estimated to reach, is given up
+and reported with the figures that show why.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from archsearch.cost import network_cost
+from archsearch.space import SearchSpace
+from archsearch.spec import NetworkSpec
+from archsearch.study.record import TrialRecord
+
+AIM_FRACTION = 0.8
+"""Where in its band an aimed draw should land: this fraction of the rung's budget (estimates err both ways)."""
+MAX_AIMED_TRIALS = 3
+"""Aimed trials a rung gets before it is given up."""
+DRAWS = 400
+"""Random points drawn from the space per aimed trial (about 0.6 ms each to build and cost)."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One budget of the ladder and the band of latencies that fills it."""
+
+    budget_ms: float
+    floor_ms: float
+    """The rung below's budget (0 for the lowest): a network at or under it fills a lower rung."""
+
+    def holds(self, latency_ms: float) -> bool:
+        return self.floor_ms < latency_ms <= self.budget_ms
+
+    @property
+    def aim_ms(self) -> float:
+        """The latency an aimed draw should have: high in the band, where the rung's accuracy is."""
+        return max(self.budget_ms * AIM_FRACTION, (self.floor_ms + self.budget_ms) / 2)
+
+
+def rungs(budgets_ms: Sequence[float]) -> list[Rung]:
+    """The ladder's rungs, ascending."""
+    ordered = sorted(budgets_ms)
+    return [Rung(b, ordered[i - 1] if i else 0.0) for i, b in enumerate(ordered)]
+
+
+def fills(record: TrialRecord) -> bool:
+    """A search trial that can fill a rung: trained to the end, feasible, not a reuse of another trial."""
+    return (record.is_complete and record.feasible and not record.is_reference and not record.is_duplicate
+            and record.trained is not False and record.measured_latency_ms is not None)
+
+
+@dataclass
+class RungState:
+    """A rung as the study stands: the trials that fill it and the trials aimed at it."""
+
+    rung: Rung
+    filled_by: list[int] = field(default_factory=list)
+    aimed: list[tuple[int, float | None]] = field(default_factory=list)
+    """(trial, its latency) for each finished trial aimed at this rung."""
+    given_up: str | None = None
+    """Why the ladder stopped aiming at this rung, when it did."""
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.filled_by)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"budget_ms": self.rung.budget_ms, "floor_ms": self.rung.floor_ms, "filled": self.filled,
+                "filled_by": self.filled_by, "aimed": [n for n, _ in self.aimed], "given_up": self.given_up}
+
+
+def ladder_state(all_records: Sequence[TrialRecord], budgets_ms: Sequence[float]) -> list[RungState]:
+    """Each rung, the trials that fill it (in trial order) and those aimed at it."""
+    states = [RungState(r) for r in rungs(budgets_ms)]
+    for record in all_records:
+        latency = record.measured_latency_ms if record.measured_latency_ms is not None else record.screen_latency_ms
+        for state in states:
+            if fills(record) and state.rung.holds(float(record.measured_latency_ms or 0.0)):
+                state.filled_by.append(record.number)
+            if (record.aimed_at_ms is not None and math.isclose(record.aimed_at_ms, state.rung.budget_ms)
+                    and record.state.is_finished() and not record.interrupted):
+                state.aimed.append((record.number, latency))
+    for state in states:
+        if not state.filled and len(state.aimed) >= MAX_AIMED_TRIALS:
+            shown = ", ".join(f"trial {n}: {lat:.2f} ms" if lat is not None else f"trial {n}: failed"
+                              for n, lat in state.aimed)
+            state.given_up = f"{len(state.aimed)} trials aimed at it did not land in it ({shown})"
+    return states
+
+
+def unfilled_sentence(state: RungState) -> str:
+    """Why a rung holds no trained network, in words."""
+    band = (f"({state.rung.floor_ms:g}, {state.rung.budget_ms:g}] ms" if state.rung.floor_ms
+            else f"under {state.rung.budget_ms:g} ms")
+    reason = state.given_up or ("no trial aimed at it yet" if not state.aimed else
+                                f"{len(state.aimed)} aimed trial(s) so far, none landed in it")
+    return f"rung {state.rung.budget_ms:g} ms not filled: no trained feasible network {band}; {reason}"
+
+
+Estimate = Callable[[NetworkSpec], float]
+"""A latency estimate (ms) for a spec, made without measuring it."""
+
+
+def mac_power_law(pairs: Sequence[tuple[int, float]]) -> Estimate | None:
+    """``latency = c * MACs**b`` fitted in log-log to (MACs, measured ms) pairs (``b`` kept to 0.5-1.5).
+
+    One pair gives proportionality; none gives ``None``. Rough (memory-bound layers and
+    resolution move latency at equal MACs), which is why aimed trials are measured before
+    training like any other candidate and several are allowed per rung.
+    """
+    points = [(math.log(m), math.log(ms)) for m, ms in pairs if m > 0 and ms > 0]
+    if not points:
+        return None
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread > 1e-9 else 1.0
+    slope = min(1.5, max(0.5, slope))
+    intercept = mean_y - slope * mean_x
+
+    def estimate(spec: NetworkSpec) -> float:
+        return math.exp(intercept + slope * math.log(max(1, network_cost(spec).macs)))
+
+    return estimate
+
+
+@dataclass(frozen=True)
+class Aim:
+    """A point of the space drawn for a rung, with the estimate that chose it."""
+
+    rung: Rung
+    params: dict[str, Any]
+    estimated_ms: float
+
+
+class Ladder:
+    """Chooses, before a search trial, whether to aim it at an empty rung and at which point of the space."""
+
+    def __init__(self, space: SearchSpace, budgets_ms: Sequence[float], seed: int = 0, draws: int = DRAWS) -> None:
+        self.space, self.budgets_ms, self.draws = space, tuple(sorted(budgets_ms)), draws
+        self._random = random.Random(seed)
+        self.unreachable: dict[float, str] = {}
+        """Rungs no draw was estimated to reach, with the figures (given up without spending a trial)."""
+
+    def state(self, all_records: Sequence[TrialRecord]) -> list[RungState]:
+        states = ladder_state(all_records, self.budgets_ms)
+        for state in states:
+            if not state.filled and state.given_up is None and state.rung.budget_ms in self.unreachable:
+                state.given_up = self.unreachable[state.rung.budget_ms]
+        return states
+
+    def next_aim(self, all_records: Sequence[TrialRecord], estimate: Estimate | None) -> Aim | None:
+        """The point to enqueue for the lowest empty rung, or ``None`` (every rung filled or given up, or
+        nothing measured yet to estimate from)."""
+        if estimate is None:
+            return None
+        for state in self.state(all_records):
+            if state.filled or state.given_up is not None:
+                continue
+            aim = self._draw_for(state.rung, estimate)
+            if aim is not None:
+                return aim
+        return None
+
+    def _draw_for(self, rung: Rung, estimate: Estimate) -> Aim | None:
+        best: tuple[float, dict[str, Any], float] | None = None
+        fastest = math.inf
+        for _ in range(self.draws):
+            point = self.space.sample_point(self._random)
+            estimated = estimate(self.space.spec_at(point))
+            fastest = min(fastest, estimated)
+            if not rung.floor_ms < estimated <= rung.budget_ms:
+                continue
+            distance = abs(math.log(estimated / rung.aim_ms))
+            if best is None or distance < best[0]:
+                best = (distance, point, estimated)
+        if best is None:
+            self.unreachable[rung.budget_ms] = (
+                f"none of {self.draws} random networks of the space was estimated inside it (fastest estimated "
+                f"{fastest:.2f} ms)")
+            return None
+        return Aim(rung, best[1], best[2])
+
+
+__all__ = ["AIM_FRACTION", "Aim", "Estimate", "Ladder", "MAX_AIMED_TRIALS", "Rung", "RungState", "fills",
+           "ladder_state", "mac_power_law", "rungs", "unfilled_sentence"]
