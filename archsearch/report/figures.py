@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from archsearch.report.info import StudyView, TrialPoint
+from archsearch.report.info import Family, FamilyMember, StudyView, TrialPoint
 
 PALETTE = qualitative.Plotly
 KIND_STYLE = {
@@ -26,6 +26,8 @@ KIND_STYLE = {
 # The latency axis runs from 0 to this multiple of the (largest) budget; see ``latency_edge``.
 EDGE_OVER_BUDGET = 1.25
 BEYOND_LABEL = "slower than the axis, drawn at its edge"
+RUNG_STYLE = dict(color="darkorange", dash="dash", width=1.2)
+UNFILLED_RUNG_STYLE = dict(color="#a15c00", dash="dot", width=1.5)
 # Section headings in the page name each figure, so figures carry no title of their own.
 LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=30, t=30, b=50),
               legend=dict(groupclick="toggleitem"))
@@ -49,6 +51,10 @@ def hover(study: str, point: TrialPoint) -> str:
     what = f"reference {escape(point.reference)}" if point.reference else point.status.replace("_", " ")
     if point.duplicate_of is not None:
         what += f" (same network as trial {point.duplicate_of})"
+    if point.aimed_at_ms is not None:
+        what += f"<br>drawn by the ladder for rung {point.aimed_at_ms:g} ms"
+    if point.family_rungs_ms:
+        what += f"<br>the family's pick for rung {', '.join(f'{r:g}' for r in point.family_rungs_ms)} ms"
     spread = (f" (p10 {point.p10_ms:.2f}, p90 {point.p90_ms:.2f})"
               if point.p10_ms is not None and point.p90_ms is not None else "")
     accuracy = f"{point.accuracy:.3f}" if point.trained else "not trained (rejected before training)"
@@ -88,6 +94,39 @@ def latency_edge(views: Sequence[StudyView]) -> float | None:
 def beyond_edge(point: TrialPoint, edge: float | None) -> bool:
     """Whether ``point`` lies past the latency axis (and so is drawn on its edge)."""
     return edge is not None and point.latency_ms > edge
+
+
+def rung_label(budget_ms: float, states: list[tuple[str, bool]], several: bool) -> str:
+    """A rung line's label: ``rung 5 ms``, ``rung 2 ms: not filled``, or per study when several have ladders."""
+    if several:
+        return f"rung {budget_ms:g} ms (" + ", ".join(
+            name + ("" if filled else ": not filled") for name, filled in states) + ")"
+    return f"rung {budget_ms:g} ms" + ("" if all(filled for _, filled in states) else ": not filled")
+
+
+def _ladder_lines(figure: go.Figure, views: Sequence[StudyView]) -> dict[float, str]:
+    """Draw every rung below a study's top one as a dashed vertical line, labelled, unfilled ones dotted and
+    marked. The top rung is the study's budget, drawn by the caller: returned, with what its label adds
+    (``": not filled"`` when it is empty), keyed by budget."""
+    laddered = [view for view in views if view.ladder]
+    several = len(laddered) > 1
+    lines: dict[float, list[tuple[str, bool]]] = {}
+    tops: dict[float, list[tuple[str, bool]]] = {}
+    for view in laddered:
+        assert view.ladder is not None
+        for rung in view.ladder:
+            top = view.budget_ms is not None and rung.budget_ms == view.budget_ms
+            (tops if top else lines).setdefault(rung.budget_ms, []).append((escape(view.name), rung.filled))
+    for budget, states in sorted(lines.items()):
+        filled = all(state for _, state in states)
+        figure.add_vline(x=budget, line=RUNG_STYLE if filled else UNFILLED_RUNG_STYLE,
+                         annotation=dict(text=rung_label(budget, states, several), textangle=-90,
+                                         font=dict(size=10, color="darkorange" if filled else "#a15c00")),
+                         annotation_position="top left")
+    return {budget: ("" if all(filled for _, filled in states) else
+                     (": not filled" if not several else
+                      " (not filled: " + ", ".join(name for name, filled in states if not filled) + ")"))
+            for budget, states in tops.items()}
 
 
 def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
@@ -168,8 +207,11 @@ def pareto_figure(views: Sequence[StudyView]) -> go.Figure:
                 name=f"{name}: references", legendgroup=group, meta="reference"))
         if view.budget_ms:
             budgets.setdefault(view.budget_ms, []).append(name)
+    tops = _ladder_lines(figure, views)
     for budget, names in budgets.items():
         label = f"budget {budget:g} ms" + (f" ({', '.join(names)})" if len(budgets) > 1 else "")
+        if budget in tops:  # the ladder's top rung is the budget: one line, saying both
+            label += f" = top rung{tops[budget]}"
         figure.add_vline(x=budget, line=dict(color="crimson", dash="dash", width=1.5),
                          annotation_text=label, annotation_position="top right")
     if floor > 0:
@@ -280,5 +322,101 @@ def importance_figure(views: Sequence[StudyView]) -> go.Figure:
     return figure
 
 
-__all__ = ["beyond_edge", "cost_figure", "format_count", "history_figure", "hover", "importance_figure",
-           "latency_edge", "latency_figure", "pareto_figure"]
+def accuracy_spread(mean: float, std: float, count: int) -> str:
+    """``0.912 ± 0.004 (3 seeds)``: a final-training accuracy over seeds."""
+    return f"{mean:.3f} ± {std:.3f} ({count} seed{'s' if count != 1 else ''})"
+
+
+def _member_hover(member: FamilyMember, same: list[FamilyMember]) -> str:
+    rungs = ", ".join(f"{m.rung_ms:g}" for m in [member, *same])
+    search = (f"<br>in the search: proxy accuracy {member.proxy_accuracy:.3f}, "
+              f"{member.search_latency_ms:.2f} ms" if member.proxy_accuracy is not None
+              and member.search_latency_ms is not None else "")
+    verdicts = "".join(f"<br>{escape(v.sentence)}" for v in member.verdicts)
+    return (f"<b>rung {rungs} ms</b>: {escape(member.name)} (trial {member.trial})<br>"
+            f"input {member.input_size}px, params {format_count(member.params)}, MACs {format_count(member.macs)}"
+            f"<br>latency of the exported .tflite {member.latency_ms:.2f} ms<br>accuracy of the exported .tflite "
+            f"{accuracy_spread(member.accuracy_mean, member.accuracy_std, len(member.accuracies))}"
+            f"<br>per seed: {', '.join(f'{a:.3f}' for a in member.accuracies)}{search}{verdicts}")
+
+
+def family_figure(family: Family, index: int = 0, study: str = "") -> go.Figure:
+    """A study's family: accuracy after final training vs latency, both of the exported .tflite.
+
+    Not the search's proxy accuracy (short training at a reduced input): that is the
+    Pareto plot's axis. Members in rung order joined by a line, each labelled with its
+    rung(s) (a rung whose pick is a lower rung's network shares that point); error bars
+    are the std over seeds, the seeds themselves faint dots; the references retrained
+    under the same recipe as diamonds; each rung a dashed vertical line.
+    """
+    figure = go.Figure()
+    shared: dict[float, list[FamilyMember]] = {}
+    for member in family.members:
+        if member.same_as_rung_ms is not None and any(m.rung_ms == member.same_as_rung_ms for m in family.members):
+            shared.setdefault(member.same_as_rung_ms, []).append(member)
+    drawn = [m for m in family.members if not any(m in group for group in shared.values())]
+    rungs = family.rungs_ms
+    edge = EDGE_OVER_BUDGET * max(rungs) if rungs else None
+
+    def placed(latency: float) -> float:
+        return min(latency, edge) if edge is not None else latency
+
+    if drawn:
+        labels = ["rung " + ", ".join(f"{r.rung_ms:g}" for r in [m, *shared.get(m.rung_ms, [])]) + " ms"
+                  for m in drawn]
+        figure.add_trace(go.Scatter(
+            x=[placed(m.latency_ms) for m in drawn], y=[m.accuracy_mean for m in drawn], mode="lines+markers+text",
+            text=labels, textposition="top left", textfont=dict(size=11, color=colour(index)),
+            line=dict(color=colour(index), width=1.5), marker=dict(color=colour(index), size=10),
+            error_y=dict(type="data", array=[m.accuracy_std for m in drawn], thickness=1.5, width=4),
+            hovertext=[_member_hover(m, shared.get(m.rung_ms, [])) for m in drawn], hoverinfo="text",
+            cliponaxis=False, name="family (mean ± std over seeds)", meta="members"))
+        seeds = [(placed(m.latency_ms), a) for m in drawn for a in m.accuracies]
+        if seeds:
+            figure.add_trace(go.Scatter(
+                x=[x for x, _ in seeds], y=[a for _, a in seeds], mode="markers",
+                marker=dict(color=colour(index), size=5, opacity=0.35), name="family: each seed",
+                hovertemplate="one seed: %{y:.3f}<extra></extra>", meta="seeds"))
+    if family.references:
+        references = family.references
+        figure.add_trace(go.Scatter(
+            x=[placed(r.latency_ms) for r in references], y=[r.accuracy_mean for r in references],
+            mode="markers+text", text=[escape(r.reference) for r in references],
+            textposition=["top left" if edge is not None and r.latency_ms > edge else "top right"
+                          for r in references],
+            textfont=dict(size=11, color="#444"),
+            marker=dict(color="#444", symbol="diamond", size=11, line=dict(width=1, color="white")),
+            error_y=dict(type="data", array=[r.accuracy_std for r in references], thickness=1.5, width=4,
+                         color="#444"),
+            hovertext=[f"<b>reference {escape(r.reference)}</b>, same recipe<br>input {r.input_size or '?'}px, "
+                       f"params {format_count(r.params)}, MACs {format_count(r.macs)}<br>latency of the exported "
+                       f".tflite {r.latency_ms:.2f} ms<br>accuracy of the exported .tflite "
+                       f"{accuracy_spread(r.accuracy_mean, r.accuracy_std, len(r.accuracies))}"
+                       + (f"<br><i>{BEYOND_LABEL} ({edge:g} ms)</i>"
+                          if edge is not None and r.latency_ms > edge else "") for r in references],
+            hoverinfo="text", cliponaxis=False, name="references, same recipe (mean ± std)", meta="references"))
+    filled = {m.rung_ms for m in family.members}
+    for rung in rungs:
+        figure.add_vline(x=rung, line=RUNG_STYLE if rung in filled else UNFILLED_RUNG_STYLE,
+                         annotation=dict(text=f"rung {rung:g} ms" + ("" if rung in filled else ": not filled"),
+                                         textangle=-90, font=dict(size=10, color="darkorange" if rung in filled
+                                                                  else "#a15c00")),
+                         annotation_position="top left")
+    if edge is not None:
+        figure.update_xaxes(range=[0, edge], autorange=False)
+    seeds_text = f"{len(family.seeds)} seeds" if family.seeds else "seeds"
+    x_title = "latency of the exported .tflite, ms (re-measured after final training)"
+    if edge is not None and any(r.latency_ms > edge for r in family.references):
+        x_title += f"; slower than {edge:g} ms drawn at the right edge"
+    title = (f"{escape(study)}: " if study else "") + (escape(family.recipe_summary) or "final recipe")
+    figure.update_layout(
+        xaxis_title=x_title,
+        yaxis_title=f"accuracy of the exported .tflite in LiteRT<br>after final training (mean ± std, "
+                    f"{seeds_text})",
+        **{**LAYOUT, "margin": dict(l=80, r=30, t=60, b=50),
+           "title": dict(text=f"<span style='font-size:12px'>{title}</span>", x=0.01, xanchor="left")})
+    return figure
+
+
+__all__ = ["accuracy_spread", "beyond_edge", "cost_figure", "family_figure", "format_count", "history_figure",
+           "hover", "importance_figure", "latency_edge", "latency_figure", "pareto_figure", "rung_label"]

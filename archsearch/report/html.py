@@ -14,21 +14,24 @@ import plotly.offline
 
 from archsearch.output_files import safe_filename
 from archsearch.report.figures import (
+    accuracy_spread,
     colour,
     cost_figure,
+    family_figure,
     format_count,
     history_figure,
     importance_figure,
     latency_figure,
     pareto_figure,
 )
-from archsearch.report.info import StudyView
+from archsearch.report.info import Family, StudyView
 from archsearch.study.front import reference_sentence
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
        padding: 0 24px 48px; color: #222; }
 h1 { font-size: 1.5rem; margin: 24px 0 4px; } h2 { font-size: 1.15rem; margin: 32px 0 8px; }
+h3 { font-size: 1rem; margin: 24px 0 6px; } h4 { font-size: 0.9rem; margin: 16px 0 4px; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -73,6 +76,8 @@ def _summary_table(views: Sequence[StudyView]) -> str:
     for index, view in enumerate(views):
         statuses = ", ".join(f"{escape(k.replace('_', ' '))} {v}" for k, v in sorted(view.counts.items()))
         budget = f"{view.budget_ms:g} ms" if view.budget_ms else "?"
+        if view.ladder:
+            budget = ", ".join(f"{rung.budget_ms:g}" for rung in view.ladder) + " ms (ladder)"
         rows.append(
             f"<tr><td><span class='swatch' style='background:{colour(index)}'></span>{escape(view.name)}</td>"
             f"<td class='num'>{budget}</td><td class='num'>{sum(view.counts.values())}</td><td>{statuses}</td>"
@@ -115,6 +120,101 @@ def _references(views: Sequence[StudyView]) -> str:
     return "<ul id='references'>" + "".join(items) + "</ul>"
 
 
+def _ladder_table(views: Sequence[StudyView]) -> str:
+    """Each rung of each study's ladder: its band, the trials in it and aimed at it, and why an empty one is."""
+    rows = []
+    for index, view in enumerate(views):
+        for rung in view.ladder or ():
+            band = f"({rung.floor_ms:g}, {rung.budget_ms:g}]" if rung.floor_ms else f"under {rung.budget_ms:g}"
+            state = "filled" if rung.filled else f"<span class='warning'>{escape(rung.sentence)}</span>"
+            rows.append(
+                f"<tr class='rung'><td><span class='swatch' style='background:{colour(index)}'></span>"
+                f"{escape(view.name)}</td><td class='num'>{rung.budget_ms:g} ms</td><td class='num'>{band} ms</td>"
+                f"<td>{', '.join(map(str, rung.filled_by)) or '-'}</td>"
+                f"<td>{', '.join(map(str, rung.aimed)) or '-'}</td><td>{state}</td></tr>")
+    return ("<table id='ladder-table'><tr><th>study</th><th class='num'>rung</th><th class='num'>band</th>"
+            "<th>filled by trial(s)</th><th>aimed trial(s)</th><th>state</th></tr>" + "".join(rows) + "</table>")
+
+
+def _recipe(family: Family) -> str:
+    recipe = family.recipe
+    known = [("epochs", "epochs"), ("batch_size", "batch size"), ("learning_rate", "learning rate"),
+             ("weight_decay", "weight decay"), ("batchnorm_momentum", "batch-norm momentum"),
+             ("resolution", "resolution"), ("dataset", "dataset"), ("validation_images", "validation images")]
+    parts = [f"{label} {escape(str(recipe[key]))}" for key, label in known if recipe.get(key) is not None]
+    if family.seeds:
+        parts.append(f"seeds {', '.join(map(str, family.seeds))}")
+    summary = f"{escape(family.recipe_summary)}. " if family.recipe_summary else ""
+    return f"<p class='muted recipe'>Final recipe: {summary}{'; '.join(parts)}.</p>"
+
+
+def _family_members(family: Family) -> str:
+    by_rung = {m.rung_ms: m for m in family.members}
+    rows: list[tuple[float, str]] = []
+    for member in family.members:
+        network = f"{escape(member.name)} (trial {member.trial})" if member.name else f"trial {member.trial}"
+        if member.same_as_rung_ms is not None:
+            network += f"<br><span class='muted'>same network as rung {member.same_as_rung_ms:g} ms</span>"
+        search = ""
+        if member.proxy_accuracy is not None and member.search_latency_ms is not None:
+            search = (f"<span class='muted'>proxy {member.proxy_accuracy:.3f} at "
+                      f"{member.search_latency_ms:.2f} ms</span>")
+        verdicts = "".join(f"<li class='verdict {escape(v.outcome, quote=True)}'>{escape(v.sentence)}</li>"
+                           for v in member.verdicts)
+        files = "<br>".join(f"{escape(kind)}: <code>{escape(path)}</code>" for kind, path in member.files.items())
+        files = f"<details class='muted'><summary>files</summary>{files}</details>" if files else ""
+        rows.append((member.rung_ms, (
+            f"<tr class='member'><td class='num'>{member.rung_ms:g} ms</td><td>{network}</td>"
+            f"<td class='num'>{member.input_size}</td><td class='num'>{member.latency_ms:.2f}</td>"
+            f"<td class='num'>{accuracy_spread(member.accuracy_mean, member.accuracy_std, len(member.accuracies))}"
+            f"</td><td class='num'>{format_count(member.params)}</td><td class='num'>{format_count(member.macs)}</td>"
+            f"<td class='num'>{search}</td><td>{'<ul>' + verdicts + '</ul>' if verdicts else '-'}"
+            f"{files}</td></tr>")))
+    rows += [(rung, f"<tr class='unfilled'><td class='num'>{rung:g} ms</td><td colspan='8'>"
+                    f"<span class='warning'>not filled</span>: {escape(reason)}</td></tr>")
+             for rung, reason in family.unfilled if rung not in by_rung]
+    return ("<table class='family-table'><tr><th class='num'>rung</th><th>network</th><th class='num'>input, px</th>"
+            "<th class='num'>latency, ms (.tflite)</th><th class='num'>accuracy (.tflite), mean ± std</th>"
+            "<th class='num'>params</th><th class='num'>MACs</th><th class='num'>search (proxy accuracy, ms)</th>"
+            "<th>against the references, same recipe</th></tr>"
+            + "".join(row for _, row in sorted(rows, key=lambda item: item[0])) + "</table>")
+
+
+def _family_references(family: Family) -> str:
+    if not family.references:
+        return "<p class='muted'>No reference retrained under this recipe.</p>"
+    rows = [f"<tr class='family-reference'><td>{escape(r.reference)}</td><td class='num'>{r.input_size or '?'}</td>"
+            f"<td class='num'>{r.latency_ms:.2f}</td>"
+            f"<td class='num'>{accuracy_spread(r.accuracy_mean, r.accuracy_std, len(r.accuracies))}</td>"
+            f"<td class='num'>{format_count(r.params)}</td><td class='num'>{format_count(r.macs)}</td></tr>"
+            for r in family.references]
+    verdicts = "".join(f"<li>{escape(v.sentence)}</li>" for v in family.reference_verdicts)
+    return ("<table class='family-references'><tr><th>reference</th><th class='num'>input, px</th>"
+            "<th class='num'>latency, ms (.tflite)</th><th class='num'>accuracy (.tflite), mean ± std</th>"
+            "<th class='num'>params</th><th class='num'>MACs</th></tr>" + "".join(rows) + "</table>"
+            + (f"<ul class='family-verdicts'>{verdicts}</ul>" if verdicts else ""))
+
+
+def _families(views: Sequence[StudyView]) -> str:
+    """Each study's family: its figure, its B0-B7-style table, its references under the same recipe."""
+    parts = []
+    for index, view in enumerate(views):
+        name = escape(view.name)
+        if view.family_note:
+            parts.append(f"<h3>{name}</h3><p class='warning'>{escape(view.family_note)}</p>")
+        family = view.family
+        if family is None:
+            continue
+        made = [text for text in (f"made {escape(family.created)}" if family.created else "",
+                                  f"files in {escape(family.folder)}" if family.folder else "") if text]
+        parts.append(f"<div class='family' id='family-section-{index}'><h3>{name}</h3>{_recipe(family)}"
+                     + (f"<p class='muted'>Family {', '.join(made)}.</p>" if made else ""))
+        parts.append(_figure_html(family_figure(family, index, view.name), f"family-{index}"))
+        parts.append(f"<h4>One network per rung</h4>{_family_members(family)}")
+        parts.append(f"<h4>References, same recipe</h4>{_family_references(family)}</div>")
+    return "".join(parts)
+
+
 def _protocols(views: Sequence[StudyView]) -> str:
     lines = [f"<p class='muted protocol'>{escape(view.name)}: {escape(view.accuracy_protocol.summary())}</p>"
              for view in views if view.accuracy_protocol is not None]
@@ -149,6 +249,20 @@ def dashboard_html(views: Sequence[StudyView]) -> str:
                          "training have no accuracy: they sit on the grey floor line.</p>"
                          f"<div id='pareto-section' data-markers='{markers}'>"
                          f"{_figure_html(pareto_figure(views), 'pareto')}</div>"),
+    ]
+    if any(view.ladder for view in views):
+        sections.append(("Budget ladder", "<p class='muted'>One search, several budgets: a rung is filled by a "
+                                          "trained, feasible search trial measured inside its band. Each rung is a "
+                                          "dashed line on the plot above; an empty one is dotted and says so.</p>"
+                                          + _ladder_table(views)))
+    if any(view.family is not None or view.family_note for view in views):
+        sections.append(("Family: accuracy after final training vs latency", (
+            "<p class='muted'>The best network of each rung, retrained at its deployment input with the final "
+            "recipe over several seeds, exported, and measured as deployed: accuracy of the exported .tflite in "
+            "LiteRT (mean ± std over seeds) and its re-measured latency. These accuracies are not the "
+            "search's proxy accuracies (short training at a reduced input) and are not on the Pareto plot's "
+            "axis. The space's references are retrained under the same recipe.</p>" + _families(views))))
+    sections += [
         ("Accuracy vs cost", "<p class='muted'>Trained trials: front members solid, others faded, references as "
                              "stars, over-budget ones as crosses.</p>" + _figure_html(cost_figure(views), "cost")),
         ("Optimization history", "<p class='muted'>Each trained trial's accuracy in trial order, and the "

@@ -18,8 +18,9 @@ from archsearch.spec import parse_spec, resolve, spec_to_yaml
 from archsearch.study import failures, hypervolume, pareto_front
 from archsearch.study.canary import canary_summary
 from archsearch.study.front import ReferenceVerdict, record_point, reference_verdicts
+from archsearch.study.ladder import ladder_state, unfilled_sentence
 from archsearch.study.protocol import AccuracyProtocol
-from archsearch.study.record import recorded_config, records
+from archsearch.study.record import FAMILY_ATTR, TrialRecord, recorded_config, records
 from archsearch.urls import shown_url
 
 Kind = Literal["front", "dominated", "duplicate", "infeasible"]
@@ -42,6 +43,10 @@ class TrialPoint:
     p90_ms: float | None
     summary: str
     duplicate_of: int | None = None
+    aimed_at_ms: float | None = None
+    """The ladder rung this search trial was drawn for, when the ladder chose it."""
+    family_rungs_ms: tuple[float, ...] = ()
+    """The family's rungs whose pick is this trial (``archsearch family``)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,180 @@ class FrontMember:
     macs: int | None
     reference: str | None
     yaml: str
+
+
+@dataclass(frozen=True)
+class LadderRung:
+    """A rung of the study's budget ladder as the study stands (``study.ladder.ladder_state``)."""
+
+    budget_ms: float
+    floor_ms: float
+    filled_by: tuple[int, ...]
+    """Trained, feasible search trials measured inside the rung's band, in trial order."""
+    aimed: tuple[int, ...]
+    """Finished trials the ladder drew for this rung."""
+    given_up: str | None
+    sentence: str
+    """Why the rung holds no network (``unfilled_sentence``), or which trials fill it."""
+
+    @property
+    def filled(self) -> bool:
+        return bool(self.filled_by)
+
+
+@dataclass(frozen=True)
+class FamilyVerdict:
+    """A family member against one reference retrained under the same recipe."""
+
+    reference: str
+    outcome: str
+    """``beats``, ``matches`` or ``loses``."""
+    difference: float
+    margin: float
+    beyond_seed_spread: bool
+    sentence: str
+
+
+@dataclass(frozen=True)
+class FamilyMember:
+    """One rung's network after final training at its deployment input, measured on its exported .tflite."""
+
+    rung_ms: float
+    trial: int
+    name: str
+    spec_hash: str
+    input_size: int
+    params: int | None
+    macs: int | None
+    proxy_accuracy: float | None
+    """The search's proxy accuracy (short training, reduced input): not comparable with ``accuracies``."""
+    search_latency_ms: float | None
+    latency_ms: float
+    """Re-measured on the exported .tflite."""
+    accuracies: tuple[float, ...]
+    """Per seed, of each seed's exported .tflite in LiteRT."""
+    accuracy_mean: float
+    accuracy_std: float
+    files: dict[str, str]
+    same_as_rung_ms: float | None
+    """This rung's pick is the network of this lower rung."""
+    verdicts: tuple[FamilyVerdict, ...]
+
+
+@dataclass(frozen=True)
+class FamilyReference:
+    """A reference of the space retrained under the family's recipe."""
+
+    reference: str
+    latency_ms: float
+    input_size: int | None
+    params: int | None
+    macs: int | None
+    accuracies: tuple[float, ...]
+    accuracy_mean: float
+    accuracy_std: float
+
+
+@dataclass(frozen=True)
+class FamilyReferenceVerdict:
+    reference: str
+    member_rung_ms: float | None
+    outcome: str
+    sentence: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """The study's family (``archsearch family``): one network per rung, retrained and measured as deployed."""
+
+    study: str
+    folder: str
+    created: str
+    recipe: dict[str, Any]
+    """Epochs, batch size, learning rate, weight decay, batch-norm momentum, seeds, resolution, dataset..."""
+    recipe_summary: str
+    seeds: tuple[int, ...]
+    members: tuple[FamilyMember, ...]
+    """In rung order."""
+    unfilled: tuple[tuple[float, str], ...]
+    """(rung ms, why no network) for each rung the family has no network for."""
+    references: tuple[FamilyReference, ...]
+    reference_verdicts: tuple[FamilyReferenceVerdict, ...]
+
+    @property
+    def rungs_ms(self) -> list[float]:
+        return sorted({m.rung_ms for m in self.members} | {rung for rung, _ in self.unfilled})
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def family_of(data: dict[str, Any]) -> Family:
+    """The stored family dict (``FAMILY_ATTR``) as typed data; ``KeyError``/``TypeError``/``ValueError`` if
+    it does not have the shape ``archsearch family`` writes."""
+    recipe = dict(data.get("recipe") or {})
+    members = []
+    for item in data["members"]:
+        verdicts = tuple(FamilyVerdict(
+            reference=str(v["reference"]), outcome=str(v["outcome"]), difference=float(v["difference"]),
+            margin=float(v["margin"]), beyond_seed_spread=bool(v.get("beyond_seed_spread")),
+            sentence=str(v["sentence"])) for v in item.get("verdicts") or ())
+        same = item.get("same_as_rung_ms")
+        members.append(FamilyMember(
+            rung_ms=float(item["rung_ms"]), trial=int(item["trial"]), name=str(item.get("name") or ""),
+            spec_hash=str(item.get("spec_hash") or ""), input_size=int(item["input_size"]),
+            params=_optional_int(item.get("params")), macs=_optional_int(item.get("macs")),
+            proxy_accuracy=_optional_float(item.get("proxy_accuracy")),
+            search_latency_ms=_optional_float(item.get("search_latency_ms")), latency_ms=float(item["latency_ms"]),
+            accuracies=tuple(float(a) for a in item.get("accuracies") or ()),
+            accuracy_mean=float(item["accuracy_mean"]), accuracy_std=float(item.get("accuracy_std") or 0.0),
+            files={str(k): str(v) for k, v in (item.get("files") or {}).items()},
+            same_as_rung_ms=None if same is None else float(same), verdicts=verdicts))
+    references = tuple(FamilyReference(
+        reference=str(r["reference"]), latency_ms=float(r["latency_ms"]),
+        input_size=_optional_int(r.get("input_size")), params=_optional_int(r.get("params")),
+        macs=_optional_int(r.get("macs")), accuracies=tuple(float(a) for a in r.get("accuracies") or ()),
+        accuracy_mean=float(r["accuracy_mean"]), accuracy_std=float(r.get("accuracy_std") or 0.0))
+        for r in data.get("references") or ())
+    reference_verdicts_ = tuple(FamilyReferenceVerdict(
+        reference=str(v["reference"]), member_rung_ms=_optional_float(v.get("member_rung_ms")),
+        outcome=str(v.get("outcome") or ""), sentence=str(v["sentence"]))
+        for v in data.get("reference_verdicts") or ())
+    return Family(
+        study=str(data.get("study") or ""), folder=str(data.get("folder") or ""),
+        created=str(data.get("created") or ""), recipe=recipe, recipe_summary=str(recipe.get("summary") or ""),
+        seeds=tuple(int(s) for s in recipe.get("seeds") or ()),
+        members=tuple(sorted(members, key=lambda m: m.rung_ms)),
+        unfilled=tuple(sorted((float(u["rung_ms"]), str(u.get("reason") or "")) for u in data.get("unfilled") or ())),
+        references=references, reference_verdicts=reference_verdicts_)
+
+
+def _family(study: optuna.Study) -> tuple[Family | None, str | None]:
+    """The study's family and, when the stored one cannot be read, why (the dashboard shows it instead)."""
+    data = study.user_attrs.get(FAMILY_ATTR)
+    if data is None:
+        return None, None
+    try:
+        return family_of(data), None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return None, f"the stored family ({FAMILY_ATTR}) cannot be read: {type(error).__name__} {error}"
+
+
+def _ladder(all_records: list[TrialRecord], budgets_ms: Any) -> list[LadderRung] | None:
+    if not budgets_ms:
+        return None
+    rungs = []
+    for state in ladder_state(all_records, [float(b) for b in budgets_ms]):
+        sentence = (unfilled_sentence(state) if not state.filled else
+                    f"rung {state.rung.budget_ms:g} ms filled by trial(s) {', '.join(map(str, state.filled_by))}")
+        rungs.append(LadderRung(state.rung.budget_ms, state.rung.floor_ms, tuple(state.filled_by),
+                                tuple(n for n, _ in state.aimed), state.given_up, sentence))
+    return rungs
 
 
 @dataclass
@@ -87,9 +266,15 @@ class StudyView:
     """Reference -> the feasible search trials that dominate it beyond noise, best first."""
     reference_verdicts: list[ReferenceVerdict] = field(default_factory=list)
     accuracy_protocol: AccuracyProtocol | None = None
+    """What the accuracies are (a proxy, and how it was obtained)."""
     canary: dict[str, Any] | None = None
     """The study's canary readings (``canary_summary``): did the device drift during it?"""
-    """What the accuracies are (a proxy, and how it was obtained)."""
+    ladder: list[LadderRung] | None = None
+    """The budget ladder's rungs, ascending (``None``: a single budget)."""
+    family: Family | None = None
+    """The study's family (``archsearch family``), when one was made."""
+    family_note: str | None = None
+    """Why a stored family could not be shown."""
 
     @property
     def hypervolume(self) -> float:
@@ -112,7 +297,10 @@ def spec_oneline(spec_data: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _points(study: optuna.Study, front_numbers: set[int]) -> list[TrialPoint]:
+def _points(study: optuna.Study, front_numbers: set[int], family: Family | None = None) -> list[TrialPoint]:
+    picked: dict[int, list[float]] = {}
+    for member in family.members if family else ():
+        picked.setdefault(member.trial, []).append(member.rung_ms)
     points = []
     for record in records(study, (TrialState.COMPLETE,)):
         if not record.is_complete:
@@ -132,7 +320,8 @@ def _points(study: optuna.Study, front_numbers: set[int]) -> list[TrialPoint]:
             number=record.number, accuracy=accuracy, latency_ms=latency, kind=kind, status=record.label,
             trained=bool(record.trained), reference=record.reference, params=record.param_count, macs=record.macs,
             p10_ms=p10, p90_ms=p90, summary=spec_oneline(record.spec) if record.spec is not None else "",
-            duplicate_of=record.duplicate_of))
+            duplicate_of=record.duplicate_of, aimed_at_ms=record.aimed_at_ms,
+            family_rungs_ms=tuple(picked.get(record.number, ()))))
     return points
 
 
@@ -196,10 +385,13 @@ def _importances(study: optuna.Study) -> tuple[dict[str, dict[str, float]], dict
 
 def study_view(study: optuna.Study, storage: str) -> StudyView:
     """The dashboard's data for ``study`` (stored at ``storage``, shown with any password hidden)."""
-    budget = recorded_config(study).get("budget_ms")
+    config = recorded_config(study)
+    budget = config.get("budget_ms")
     front_points = pareto_front(study)
     front_numbers = {p.number for p in front_points}
-    by_number = {r.number: r for r in records(study)}
+    all_records = records(study)
+    by_number = {r.number: r for r in all_records}
+    family, family_note = _family(study)
     front = []
     for point in front_points:
         spec_data = by_number[point.number].spec
@@ -212,12 +404,15 @@ def study_view(study: optuna.Study, storage: str) -> StudyView:
     importances, notes = _importances(study)
     verdicts = reference_verdicts(study)
     return StudyView(
-        name=study.study_name, storage=shown_url(storage), budget_ms=budget, points=_points(study, front_numbers),
+        name=study.study_name, storage=shown_url(storage), budget_ms=budget,
+        points=_points(study, front_numbers, family),
         front=front, history=_history(study, budget), latency_pairs=pairs, importances=importances,
         importance_notes=notes, counts=dict(Counter(r.label for r in by_number.values())),
         failures=failures(study), dominated_references={v.reference: v.dominated_by for v in verdicts},
         reference_verdicts=verdicts, accuracy_protocol=AccuracyProtocol.of_study(study),
-        canary=canary_summary(study))
+        canary=canary_summary(study), ladder=_ladder(all_records, config.get("ladder_ms")), family=family,
+        family_note=family_note)
 
 
-__all__ = ["FrontMember", "HistoryStep", "StudyView", "TrialPoint", "spec_oneline", "study_view"]
+__all__ = ["Family", "FamilyMember", "FamilyReference", "FamilyReferenceVerdict", "FamilyVerdict", "FrontMember",
+           "HistoryStep", "LadderRung", "StudyView", "TrialPoint", "family_of", "spec_oneline", "study_view"]

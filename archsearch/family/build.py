@@ -1,0 +1,274 @@
+"""``archsearch family``: one network per rung of a study's ladder, trained for real and set against the references.
+
+Steps: pick the best feasible search trial within each rung (``picks``); train each
+pick and each of the space's references at its deployment input with the final recipe,
+once per seed (``runs``: finished runs are reused, so an interrupted family resumes and
+a later one retrains only the picks that changed); ship per rung a spec YAML, a
+``.tflite`` and a ``.keras`` (the first seed's weights); measure every shipped file's
+latency under the study's protocol and every seed's ``.tflite`` accuracy in LiteRT; and
+compare each member with the references it is no slower than (``compare``). The result
+is written as ``family.json`` in the folder and recorded on the study, where
+``show-study`` and the dashboard read it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archsearch.cost import count_macs, count_params
+from archsearch.errors import ArchsearchError
+from archsearch.family.compare import Trained, member_verdicts, reference_verdict
+from archsearch.family.estimate import TrainingSpeed, speed_from_runs, speed_from_study
+from archsearch.family.picks import Pick, pick_members
+from archsearch.family.recipe import FinalRecipe
+from archsearch.family.runs import RunStore, SeedRun
+from archsearch.output_files import safe_filename, written_atomically
+from archsearch.spec import NetworkSpec, parse_spec, spec_hash, spec_to_yaml
+from archsearch.study.ladder import ladder_state, unfilled_sentence
+from archsearch.study.record import FAMILY_ATTR, recorded_config, records
+
+Say = Callable[[str], None]
+
+
+class FamilyError(ArchsearchError):
+    """A family cannot be made from this study (nothing feasible, unknown study, unwritable folder)."""
+
+
+def rung_label(rung_ms: float) -> str:
+    """A rung as a file-name part: ``2ms``, ``2.5ms``."""
+    return f"{rung_ms:g}ms"
+
+
+@dataclass
+class _Network:
+    """A network the family trains: a pick (one or more rungs) or a reference."""
+
+    label: str
+    spec: NetworkSpec
+    rungs: list[float] = field(default_factory=list)
+    reference: str | None = None
+    runs: dict[int, SeedRun] = field(default_factory=dict)
+
+
+def default_folder(study_name: str) -> Path:
+    return Path("families") / safe_filename(study_name)
+
+
+def build_family(study_name: str, storage: str | None = None, output: str | Path | None = None,
+                 recipe: FinalRecipe | None = None, say: Say = lambda text: None,
+                 threads: int | None = None) -> dict[str, Any]:
+    """Make the family of ``study_name`` in ``output`` (default ``families/STUDY``) and return its table.
+
+    ``recipe`` defaults to ``FinalRecipe()`` on the study's dataset; what it records is
+    part of every run's key, so changing any setting trains again.
+    """
+    from archsearch.study import load_existing_study
+
+    study, url = load_existing_study(study_name, storage)
+    config = recorded_config(study)
+    if not config.get("budget_ms"):
+        raise FamilyError(f"study {study_name!r} recorded no budget: it was not made by `archsearch run`")
+    rungs = list(config.get("ladder_ms") or [config["budget_ms"]])
+    all_records = records(study)
+    picks, empty = pick_members(all_records, rungs)
+    if not picks:
+        raise FamilyError(f"study {study_name!r} has no trained, feasible search trial within any rung "
+                          f"({', '.join(map(rung_label, rungs))}); run more trials first")
+    base = FinalRecipe(dataset=str(config.get("dataset", "digits-clutter")), data_seed=int(config.get("seed", 0)))
+    recipe = replace(recipe, dataset=base.dataset, data_seed=base.data_seed) if recipe else base
+    folder = Path(output) if output is not None else default_folder(study_name)
+    if folder.exists() and not folder.is_dir():
+        raise FamilyError(f"{folder}: the family is written into a folder, and this is a file")
+    threads = threads or int(config.get("threads", 1))
+
+    networks = _networks(picks, config, study_name)
+    store = RunStore(folder / ".runs")
+    _train_all(networks, store, recipe, all_records, say)
+    result = _ship_and_compare(study_name, folder, networks, picks, empty, rungs, all_records, recipe, threads, say)
+    with written_atomically(folder / "family.json", FamilyError) as temporary:
+        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    study.set_user_attr(FAMILY_ATTR, result)
+    return result
+
+
+def _networks(picks: list[Pick], config: dict[str, Any], study_name: str) -> list[_Network]:
+    """The distinct networks to train: each pick once (a network picked by several rungs is one), then the
+    space's references."""
+    from archsearch.references import load_reference
+    from archsearch.space import load_space
+
+    networks: dict[str, _Network] = {}
+    for pick in picks:
+        if pick.spec_hash not in networks:
+            spec = parse_spec({**pick.spec, "name": f"{study_name}-{rung_label(pick.rung_ms)}"})
+            if spec_hash(spec) != pick.spec_hash:
+                raise FamilyError(f"trial {pick.trial}: the stored spec does not match its recorded hash")
+            networks[pick.spec_hash] = _Network(f"rung {rung_label(pick.rung_ms)} (trial {pick.trial})", spec)
+        networks[pick.spec_hash].rungs.append(pick.rung_ms)
+    classes = parse_spec(picks[0].spec).classes
+    try:
+        references = load_space(str(config.get("space", "mobilenetv3"))).references
+    except ArchsearchError:
+        references = ()  # a space file that moved: the family goes on without baselines, and says so
+    for name in references:
+        networks.setdefault(f"reference:{name}", _Network(name, load_reference(name, classes=classes),
+                                                         reference=name))
+    return list(networks.values())
+
+
+def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, all_records: list[Any],
+               say: Say) -> None:
+    """Every (network, seed) run, reusing finished ones; an estimate first, progress throughout."""
+    from archsearch.data import load_dataset
+
+    todo: list[tuple[_Network, int]] = []
+    for network in networks:
+        for seed in recipe.seeds:
+            finished = store.finished(network.spec, recipe, seed)
+            if finished is not None:
+                network.runs[seed] = finished
+            else:
+                todo.append((network, seed))
+    reused = sum(len(n.runs) for n in networks)
+    if not todo:
+        say(f"all {reused} final trainings are done already (in {store.root}); shipping and measuring")
+        return
+    todo.sort(key=lambda item: (item[0].spec.input.size, count_macs(item[0].spec), item[1]))  # one data size at a time
+    images = _train_images(recipe)
+    speed = speed_from_study(all_records, images)
+    total = _estimate(todo, speed, recipe, images)
+    say(f"{len(todo)} final trainings to run ({reused} reused from {store.root}): {recipe.summary()}; "
+        + (f"estimated {total / 60:.0f} min from {speed.source}" if speed and total else "no estimate yet"))
+    finished: list[tuple[int, int, int, float]] = []
+    data = None
+    started = time.monotonic()
+    for index, (network, seed) in enumerate(todo, 1):
+        size = network.spec.input.size
+        if data is None or data.image_size != size:
+            data = None  # one deployment size in memory at a time (digits-clutter at 320: 3 GB)
+            data = load_dataset(recipe.dataset, size=size, seed=recipe.data_seed)
+        say(f"[{index}/{len(todo)}] {network.label}, {size}x{size}, seed {seed}: training {recipe.epochs} epochs")
+
+        def epoch_line(epoch: int, metrics: dict[str, float]) -> None:
+            say(f"    epoch {epoch}/{recipe.epochs}: validation accuracy {metrics['val_accuracy']:.3f} "
+                f"({metrics['seconds']:.0f} s)")
+
+        run = store.train(network.spec, data, recipe, seed, epoch_line)
+        network.runs[seed] = run
+        finished.append((count_macs(network.spec), images, recipe.epochs, run.seconds))
+        left = todo[index:]
+        remaining = _estimate(left, speed_from_runs(finished), recipe, images)
+        say(f"    done in {run.seconds:.0f} s: {run.tflite_accuracy:.4f} on the .tflite in LiteRT "
+            f"({run.keras_accuracy:.4f} in Keras); {time.monotonic() - started:.0f} s so far"
+            + (f", about {remaining / 60:.0f} min left" if left and remaining else ""))
+
+
+def _train_images(recipe: FinalRecipe) -> int:
+    from archsearch.data import load_dataset
+
+    return len(load_dataset(recipe.dataset, seed=recipe.data_seed).y_train)
+
+
+def _estimate(todo: list[tuple[_Network, int]], speed: TrainingSpeed | None, recipe: FinalRecipe,
+              images: int) -> float | None:
+
+    if speed is None:
+        return None
+    return sum(speed.seconds(count_macs(n.spec), images, recipe.epochs) for n, _ in todo)
+
+
+def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], picks: list[Pick], empty: list[float],
+                      rungs: list[float], all_records: list[Any], recipe: FinalRecipe, threads: int,
+                      say: Say) -> dict[str, Any]:
+    """Write each rung's files (first seed's weights), measure their latency, compare with the references."""
+    from archsearch.latency.measure import measure_tflite
+
+    shipped_seed = recipe.seeds[0]
+    measured: dict[str, Trained] = {}
+    latency: dict[str, float] = {}
+    say(f"measuring the latency of {len(networks)} exported .tflite files (LiteRT, {threads} thread(s))")
+    for network in networks:
+        run = network.runs[shipped_seed]
+        if network.reference is not None:
+            target = folder / "references" / f"{safe_filename(network.reference)}.tflite"
+            _copy(run.tflite, target)
+            _copy(run.keras, target.with_suffix(".keras"))
+        else:
+            target = folder / f"rung-{rung_label(network.rungs[0])}.tflite"
+            _copy(run.tflite, target)
+            _copy(run.keras, target.with_suffix(".keras"))
+            with written_atomically(target.with_suffix(".yaml"), FamilyError) as temporary:
+                temporary.write_text(spec_to_yaml(network.spec), encoding="utf-8")
+        latency[network.label] = float(measure_tflite(target, threads=threads)["median_ms"])
+        measured[network.label] = Trained(network.reference or f"rung {rung_label(network.rungs[0])}",
+                                          latency[network.label],
+                                          tuple(network.runs[s].tflite_accuracy for s in recipe.seeds))
+    validation = _validation_images(recipe)
+    references = [n for n in networks if n.reference is not None]
+    reference_figures = [measured[n.label] for n in references]
+    by_hash = {spec_hash(n.spec): n for n in networks if n.reference is None}
+    members = []
+    for pick in picks:
+        network = by_hash[pick.spec_hash]
+        figure = measured[network.label]
+        first = network.rungs[0]
+        members.append({
+            "rung_ms": pick.rung_ms, "trial": pick.trial, "name": pick.name, "spec_hash": pick.spec_hash,
+            "input_size": network.spec.input.size, "params": count_params(network.spec),
+            "macs": count_macs(network.spec), "proxy_accuracy": pick.proxy_accuracy,
+            "search_latency_ms": pick.search_latency_ms, "latency_ms": figure.latency_ms,
+            "within_rung": figure.latency_ms <= pick.rung_ms,
+            "accuracies": list(figure.accuracies), "accuracy_mean": figure.mean, "accuracy_std": figure.std,
+            "shipped_seed": shipped_seed, "shipped_accuracy": network.runs[shipped_seed].tflite_accuracy,
+            "keras_accuracies": [network.runs[s].keras_accuracy for s in recipe.seeds],
+            "train_seconds": [network.runs[s].seconds for s in recipe.seeds],
+            "files": {kind: str(folder / f"rung-{rung_label(first)}{suffix}")
+                      for kind, suffix in (("spec", ".yaml"), ("tflite", ".tflite"), ("keras", ".keras"))},
+            "same_as_rung_ms": pick.same_as_rung_ms,
+            "verdicts": [v.as_dict() for v in member_verdicts(figure, reference_figures, validation)],
+        })
+    member_figures = [(m["rung_ms"], measured[by_hash[m["spec_hash"]].label]) for m in members
+                      if m["same_as_rung_ms"] is None]
+    return {
+        "study": study_name, "folder": str(folder), "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rungs_ms": rungs,
+        "recipe": recipe.as_dict(validation),
+        "latency_protocol": f"median of the exported .tflite in LiteRT, {threads} thread(s), batch 1",
+        "members": members,
+        "unfilled": _unfilled(empty, all_records, rungs),
+        "references": [{
+            "reference": n.reference, "latency_ms": measured[n.label].latency_ms, "input_size": n.spec.input.size,
+            "params": count_params(n.spec), "macs": count_macs(n.spec),
+            "accuracies": list(measured[n.label].accuracies), "accuracy_mean": measured[n.label].mean,
+            "accuracy_std": measured[n.label].std,
+            "files": {"tflite": str(folder / "references" / f"{safe_filename(n.reference or '')}.tflite")},
+            "train_seconds": [n.runs[s].seconds for s in recipe.seeds]} for n in references],
+        "reference_verdicts": [reference_verdict(measured[n.label], member_figures, validation) for n in references],
+    }
+
+
+def _unfilled(empty: list[float], all_records: list[Any], rungs: list[float]) -> list[dict[str, Any]]:
+    states = {s.rung.budget_ms: s for s in ladder_state(all_records, rungs)}
+    return [{"rung_ms": rung, "reason": unfilled_sentence(states[rung]) if rung in states else
+             f"no trained feasible search trial within {rung:g} ms"} for rung in empty]
+
+
+def _validation_images(recipe: FinalRecipe) -> int:
+    from archsearch.data import load_dataset
+
+    return len(load_dataset(recipe.dataset, seed=recipe.data_seed).y_val)
+
+
+def _copy(source: Path, target: Path) -> None:
+    with written_atomically(target, FamilyError) as temporary:
+        shutil.copyfile(source, temporary)
+
+
+__all__ = ["FamilyError", "build_family", "default_folder", "rung_label"]
