@@ -320,6 +320,52 @@ def _print_study(study: Any, storage_url: str) -> None:
     console.print(f"database: {report['storage']}")
 
 
+def _print_ladder(report: dict[str, Any]) -> None:
+    """Each rung of a ladder study: the trained networks inside it, or why none is."""
+    if not report.get("ladder"):
+        return
+    from archsearch.study.ladder import Rung, RungState, unfilled_sentence
+
+    for rung in report["ladder"]:
+        if rung["filled"]:
+            floor = f"{rung['floor_ms']:g}-" if rung["floor_ms"] else "under "
+            console.print(f"rung {rung['budget_ms']:g} ms: filled ({floor}{rung['budget_ms']:g} ms) by trial(s) "
+                          f"{', '.join(map(str, rung['filled_by']))}")
+        else:
+            state = RungState(Rung(rung["budget_ms"], rung["floor_ms"]), [], [(n, None) for n in rung["aimed"]],
+                              rung["given_up"])
+            console.print(f"[bold yellow]{unfilled_sentence(state)}[/]", highlight=False)
+
+
+def _print_family(family: dict[str, Any]) -> None:
+    """A family as a B0-B7 style table: one row per rung, then the references under the same recipe."""
+    from archsearch.terminal import Col, fit_table
+
+    columns = [Col("rung", justify="right"), Col("network"), Col("input", justify="right"),
+               Col("latency ms", justify="right"), Col("accuracy", justify="right"), Col("params", justify="right"),
+               Col("MACs", justify="right")]
+    seeds = len(family["recipe"]["seeds"])
+
+    def accuracy(row: dict[str, Any]) -> str:
+        return f"{row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f}" if seeds > 1 else f"{row['accuracy_mean']:.4f}"
+
+    cells = [[f"{m['rung_ms']:g} ms", f"trial {m['trial']}" + (f" (= rung {m['same_as_rung_ms']:g} ms)"
+                                                                if m["same_as_rung_ms"] is not None else ""),
+              str(m["input_size"]), f"{m['latency_ms']:.3f}", accuracy(m), f"{m['params']:,}", _millions(m["macs"])]
+             for m in family["members"]]
+    cells += [["ref", r["reference"], str(r["input_size"]), f"{r['latency_ms']:.3f}", accuracy(r), f"{r['params']:,}",
+               _millions(r["macs"])] for r in family["references"]]
+    console.print(fit_table(columns, cells, console=console, drop=["MACs", "params", "input"],
+                            title=f"family of {family['study']} (accuracy: mean ± std over {seeds} seed(s), "
+                                  "measured on the exported .tflite)"))
+    console.print(family["recipe"]["summary"] + "; latency: " + family["latency_protocol"])
+    for verdict in family["reference_verdicts"]:
+        console.print(verdict["sentence"])
+    for rung in family["unfilled"]:
+        console.print(f"[bold yellow]{rung['reason']}[/]", highlight=False)
+    console.print(f"files: {family['folder']}")
+
+
 def _print_canary(report: dict[str, Any]) -> None:
     canary = report.get("canary")
     if canary and canary["drifted"]:
@@ -345,6 +391,7 @@ def _print_front(report: dict[str, Any]) -> None:
         console.print(report["accuracy_protocol"]["summary"])
     for verdict in report["reference_verdicts"]:
         console.print(reference_sentence(verdict))
+    _print_ladder(report)
     _print_canary(report)
 
 
@@ -399,6 +446,47 @@ def show_study(name: Annotated[str, typer.Argument(help="Study name.")], storage
                       f"(trial {ref['number']})")
     for failure in report["failures"]:
         console.print(f"trial {failure['trial']} failed: {failure['reason']}")
+    if report.get("family"):
+        _print_family(report["family"])
+
+
+@app.command()
+def family(
+    study: Annotated[str, typer.Argument(help="The study whose ladder the family fills.")],
+    output: Annotated[Optional[str], typer.Option("-o", "--output",
+                                                  help="Folder for the family (default families/STUDY).")] = None,
+    epochs: Annotated[int, typer.Option(help="Final-training epochs at each network's deployment input.")] = 8,
+    seeds: Annotated[int, typer.Option(help="Seeds per network (0, 1, ...): accuracy is their mean ± std.")] = 2,
+    batch_size: Annotated[Optional[int], typer.Option(help="Final-training batch size (default the study's).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(
+        help="Final-training AdamW learning rate (default the study's).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="LiteRT threads for latency (default the study's).")] = None,
+    storage: StudyStorage = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pick the best network per rung of a study's ladder, train it for real with the references, ship it.
+
+    Each pick and each of the space's references is trained at its deployment input
+    (--epochs, --seeds); per rung a spec YAML, a .tflite and a .keras are written; accuracy
+    is measured on the exported .tflite in LiteRT and latency re-measured. Finished
+    trainings are reused: an interrupted family resumes, and a later one retrains only
+    the picks that changed.
+    """
+    from archsearch.family import build_family
+
+    if epochs < 1 or seeds < 1:
+        raise ArchsearchError(f"--epochs and --seeds must be at least 1, got {epochs} and {seeds}")
+    if (batch_size is not None and batch_size < 1) or (learning_rate is not None and learning_rate <= 0):
+        raise ArchsearchError("--batch-size and --learning-rate must be positive")
+    if threads is not None and threads < 1:
+        raise ArchsearchError(f"--threads must be at least 1, got {threads}")
+    result = build_family(study, storage, output, epochs=epochs, seeds=tuple(range(seeds)), batch_size=batch_size,
+                          learning_rate=learning_rate, threads=threads,
+                          say=lambda text: console.print(text, highlight=False))
+    if as_json:
+        _print_json(result)
+    else:
+        _print_family(result)
 
 
 @app.command()

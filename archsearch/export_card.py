@@ -110,14 +110,16 @@ def _tflite_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     return correct / len(y)
 
 
-def embed_in_tflite(flatbuffer: bytes, card: ExportCard) -> bytes:
-    """``flatbuffer`` with the card added as metadata ``archsearch`` (the interpreter ignores it)."""
+def embed_in_tflite(flatbuffer: bytes, card: ExportCard | dict[str, Any]) -> bytes:
+    """``flatbuffer`` with the card (an ``ExportCard`` or any JSON-able mapping, such as a family member's)
+    added as metadata ``archsearch`` (the interpreter ignores it)."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(card.as_dict()).encode(), dtype=np.uint8)
+    data = card.as_dict() if isinstance(card, ExportCard) else card
+    buffer.data = np.frombuffer(json.dumps(data).encode(), dtype=np.uint8)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = TFLITE_METADATA

@@ -17,7 +17,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,13 +61,16 @@ def default_folder(study_name: str) -> Path:
     return Path("families") / safe_filename(study_name)
 
 
-def build_family(study_name: str, storage: str | None = None, output: str | Path | None = None,
-                 recipe: FinalRecipe | None = None, say: Say = lambda text: None,
-                 threads: int | None = None) -> dict[str, Any]:
+def build_family(study_name: str, storage: str | None = None, output: str | Path | None = None, *,
+                 epochs: int = FinalRecipe.epochs, seeds: tuple[int, ...] = FinalRecipe.seeds,
+                 batch_size: int | None = None, learning_rate: float | None = None, threads: int | None = None,
+                 say: Say = lambda text: None) -> dict[str, Any]:
     """Make the family of ``study_name`` in ``output`` (default ``families/STUDY``) and return its table.
 
-    ``recipe`` defaults to ``FinalRecipe()`` on the study's dataset; what it records is
-    part of every run's key, so changing any setting trains again.
+    The final recipe trains ``epochs`` epochs per seed at each network's deployment input,
+    on the study's data with the study's optimiser settings unless ``batch_size`` or
+    ``learning_rate`` say otherwise. Every setting is part of a run's key: changing one
+    trains again, keeping them reuses what finished.
     """
     from archsearch.study import load_existing_study
 
@@ -81,8 +84,14 @@ def build_family(study_name: str, storage: str | None = None, output: str | Path
     if not picks:
         raise FamilyError(f"study {study_name!r} has no trained, feasible search trial within any rung "
                           f"({', '.join(map(rung_label, rungs))}); run more trials first")
-    base = FinalRecipe(dataset=str(config.get("dataset", "digits-clutter")), data_seed=int(config.get("seed", 0)))
-    recipe = replace(recipe, dataset=base.dataset, data_seed=base.data_seed) if recipe else base
+    try:
+        recipe = FinalRecipe(epochs=epochs, seeds=tuple(seeds),
+                             batch_size=batch_size or int(config.get("batch_size", FinalRecipe.batch_size)),
+                             learning_rate=learning_rate or float(config.get("learning_rate",
+                                                                             FinalRecipe.learning_rate)),
+                             dataset=str(config.get("dataset", "digits-clutter")), data_seed=int(config.get("seed", 0)))
+    except ValueError as error:
+        raise FamilyError(f"final recipe: {error}") from None
     folder = Path(output) if output is not None else default_folder(study_name)
     if folder.exists() and not folder.is_dir():
         raise FamilyError(f"{folder}: the family is written into a folder, and this is a file")
@@ -236,6 +245,9 @@ def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], p
         })
     member_figures = [(m["rung_ms"], measured[by_hash[m["spec_hash"]].label]) for m in members
                       if m["same_as_rung_ms"] is None]
+    for member in members:
+        if member["same_as_rung_ms"] is None:
+            _write_card(Path(member["files"]["tflite"]), study_name, member, recipe, validation)
     return {
         "study": study_name, "folder": str(folder), "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "rungs_ms": rungs,
@@ -264,6 +276,25 @@ def _validation_images(recipe: FinalRecipe) -> int:
     from archsearch.data import load_dataset
 
     return len(load_dataset(recipe.dataset, seed=recipe.data_seed).y_val)
+
+
+def _write_card(path: Path, study_name: str, member: dict[str, Any], recipe: FinalRecipe, validation: int) -> None:
+    """What the shipped file is, inside it (``.tflite`` metadata ``archsearch``) and beside it (``<file>.json``)."""
+    from archsearch.export_card import card_path, embed_in_tflite
+
+    card = {"kind": "family member", "study": study_name, "rung_ms": member["rung_ms"], "trial": member["trial"],
+            "input_size": member["input_size"], "latency_ms": member["latency_ms"],
+            "accuracy": member["shipped_accuracy"], "seed": member["shipped_seed"],
+            "accuracy_over_seeds": {"mean": member["accuracy_mean"], "std": member["accuracy_std"],
+                                    "seeds": list(recipe.seeds)},
+            "validation_images": validation, "measured_with": "LiteRT interpreter, this .tflite",
+            "protocol": recipe.summary(validation),
+            "note": (f"Trained at its deployment input ({member['input_size']}x{member['input_size']}) with the "
+                     "final recipe: the accuracy is this file's own on the validation set.")}
+    with written_atomically(path, FamilyError) as temporary:
+        temporary.write_bytes(embed_in_tflite(path.read_bytes(), card))
+    with written_atomically(card_path(path), FamilyError) as temporary:
+        temporary.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
 
 def _copy(source: Path, target: Path) -> None:
