@@ -11,11 +11,14 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import replace
+from html import escape
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from archsearch.family.compare import Trained, member_verdicts, reference_verdict
+from archsearch.family.recipe import FinalRecipe
 from archsearch.references import reference_document
 from archsearch.report import study_view, write_dashboard
 from archsearch.report.figures import family_figure, pareto_figure
@@ -25,12 +28,13 @@ from archsearch.study.record import CONFIG_ATTR, FAMILY_ATTR
 LADDER = [2.0, 5.0, 10.0, 20.0]
 BUDGET = LADDER[-1]
 HOSTILE = "<marquee>x</marquee>"
-SUMMARY = "40 epochs at the deployment input, SGD 0.1, cosine, 3 seeds"
-MEMBER_SENTENCES = [
-    "rung 5 ms (4.12 ms) matches mobilenet_v3_small (9.31 ms): 0.912 vs 0.905, within the seed spread",
-    "rung 10 ms (8.61 ms) beats mobilenet_v3_small (9.31 ms) by 2.5 points, beyond the seed spread",
-]
-REFERENCE_SENTENCE = "mobilenet_v3_large (300.00 ms) is slower than every rung: compared with no member"
+RECIPE = FinalRecipe(epochs=40, seeds=(0, 1, 2))
+VALIDATION = 2000
+SMALL = Trained("mobilenet_v3_small", 9.31, (0.90, 0.905, 0.91))
+LARGE = Trained("mobilenet_v3_large", 300.0, (0.95, 0.96))
+RUNG5 = Trained("rung 5 ms", 4.12, (0.908, 0.916, 0.912))
+RUNG10 = Trained(f"rung 10 ms {HOSTILE}", 8.61, (0.927, 0.931, 0.932))
+UNFILLED_REASON = "no trained feasible network under 2 ms; 3 aimed trials missed"
 
 
 def _trial(accuracy: float, latency: float, *, trained: bool = True, status: str = "complete",
@@ -42,48 +46,43 @@ def _trial(accuracy: float, latency: float, *, trained: bool = True, status: str
 
 
 def _family(study: str) -> dict[str, object]:
-    def member(rung: float, trial: int, latency: float, accuracies: list[float], mean: float, std: float,
-               same: float | None, verdicts: list[dict[str, object]]) -> dict[str, object]:
+    """A family as ``archsearch family`` stores it (``family.build``), from its own recipe and comparisons."""
+    def member(rung: float, trial: int, figure: Trained, same: float | None) -> dict[str, object]:
+        first = same or rung
         return {"rung_ms": rung, "trial": trial, "name": f"{study}-trial{trial}", "spec_hash": f"hash{trial}",
                 "input_size": 160 if trial == 0 else 224, "params": 1_234_000 if trial == 0 else 2_500_000,
                 "macs": 45_600_000 if trial == 0 else 120_000_000, "proxy_accuracy": 0.6 + trial / 10,
-                "search_latency_ms": latency - 0.1, "latency_ms": latency, "accuracies": accuracies,
-                "accuracy_mean": mean, "accuracy_std": std,
-                "files": {"spec": f"families/{study}/rung{rung:g}.yaml",
-                          "tflite": f"families/{study}/rung{rung:g}.tflite",
-                          "keras": f"families/{study}/rung{rung:g}.keras"},
-                "same_as_rung_ms": same, "verdicts": verdicts}
-
-    def verdict(outcome: str, difference: float, sentence: str) -> dict[str, object]:
-        return {"reference": "mobilenet_v3_small", "outcome": outcome, "difference": difference, "margin": 0.008,
-                "beyond_seed_spread": outcome != "matches", "sentence": sentence}
+                "search_latency_ms": figure.latency_ms - 0.1, "latency_ms": figure.latency_ms,
+                "within_rung": figure.latency_ms <= rung, "accuracies": list(figure.accuracies),
+                "accuracy_mean": figure.mean, "accuracy_std": figure.std, "shipped_seed": 0,
+                "shipped_accuracy": figure.accuracies[0], "keras_accuracies": list(figure.accuracies),
+                "train_seconds": [1.0] * len(figure.accuracies),
+                "files": {kind: f"families/{study}/rung-{first:g}ms{suffix}"
+                          for kind, suffix in (("spec", ".yaml"), ("tflite", ".tflite"), ("keras", ".keras"))},
+                "same_as_rung_ms": same,
+                "verdicts": [v.as_dict() for v in member_verdicts(figure, [SMALL, LARGE], VALIDATION)]}
 
     return {
-        "study": study, "folder": f"families/{study}", "created": "2025-01-02T03:04:05",
-        "recipe": {"epochs": 40, "batch_size": 64, "learning_rate": 0.1, "weight_decay": 5e-5,
-                   "batchnorm_momentum": 0.99, "seeds": [0, 1, 2], "resolution": "deployment input",
-                   "dataset": "digits-clutter", "validation_images": 2000, "summary": SUMMARY},
-        "members": [
-            member(5.0, 0, 4.12, [0.908, 0.916, 0.912], 0.912, 0.004, None,
-                   [verdict("matches", 0.007, MEMBER_SENTENCES[0])]),
-            member(10.0, 1, 8.61, [0.927, 0.931, 0.932], 0.930, 0.0026, None,
-                   [verdict("beats", 0.025, MEMBER_SENTENCES[1] + " " + HOSTILE)]),
-            member(20.0, 1, 8.61, [0.927, 0.931, 0.932], 0.930, 0.0026, 10.0, []),
-        ],
-        "unfilled": [{"rung_ms": 2.0, "reason": "no trained feasible network under 2 ms; 3 aimed trials missed"}],
-        "references": [
-            {"reference": "mobilenet_v3_small", "latency_ms": 9.31, "input_size": 224, "params": 1_520_000,
-             "macs": 56_000_000, "accuracies": [0.90, 0.905, 0.91], "accuracy_mean": 0.905, "accuracy_std": 0.005},
-            {"reference": "mobilenet_v3_large", "latency_ms": 300.0, "input_size": 224, "params": 4_200_000,
-             "macs": 219_000_000, "accuracies": [0.95, 0.96], "accuracy_mean": 0.955, "accuracy_std": 0.007},
-        ],
-        "reference_verdicts": [
-            {"reference": "mobilenet_v3_small", "member_rung_ms": 10.0, "outcome": "beats",
-             "sentence": "rung 10 ms beats mobilenet_v3_small at equal or lower latency"},
-            {"reference": "mobilenet_v3_large", "member_rung_ms": None, "outcome": "slower",
-             "sentence": REFERENCE_SENTENCE},
-        ],
+        "study": study, "folder": f"families/{study}", "created": "2025-01-02T03:04:05+00:00", "rungs_ms": LADDER,
+        "recipe": RECIPE.as_dict(VALIDATION),
+        "latency_protocol": "median of the exported .tflite in LiteRT, 1 thread(s), batch 1",
+        "members": [member(5.0, 0, RUNG5, None), member(10.0, 1, RUNG10, None), member(20.0, 1, RUNG10, 10.0)],
+        "unfilled": [{"rung_ms": 2.0, "reason": UNFILLED_REASON}],
+        "references": [{"reference": ref.label, "latency_ms": ref.latency_ms, "input_size": 224,
+                        "params": params, "macs": macs, "accuracies": list(ref.accuracies),
+                        "accuracy_mean": ref.mean, "accuracy_std": ref.std,
+                        "files": {"tflite": f"families/{study}/references/{ref.label}.tflite"},
+                        "train_seconds": [1.0] * len(ref.accuracies)}
+                       for ref, params, macs in ((SMALL, 1_520_000, 56_000_000), (LARGE, 4_200_000, 219_000_000))],
+        "reference_verdicts": [reference_verdict(ref, [(5.0, RUNG5), (10.0, RUNG10)], VALIDATION)
+                               for ref in (SMALL, LARGE)],
     }
+
+
+def _sentences(data: dict[str, object]) -> list[str]:
+    members = data["members"]
+    assert isinstance(members, list)
+    return [v["sentence"] for m in members for v in m["verdicts"]]
 
 
 def _make(url: str, name: str, *, ladder: bool, family: bool) -> optuna.Study:
@@ -93,7 +92,8 @@ def _make(url: str, name: str, *, ladder: bool, family: bool) -> optuna.Study:
         _trial(0.60, 4.0),    # 0: fills the 5 ms rung
         _trial(0.70, 8.5),    # 1: fills the 10 ms rung
         _trial(0.68, 17.0),   # 2: fills the 20 ms rung
-        *(_trial(0.50 + i / 100, latency, aimed_at_ms=2.0) for i, latency in enumerate((3.1, 2.6, 2.4))),  # 3-5
+        *(_trial(0.50 + i / 100, latency, **({"aimed_at_ms": 2.0} if ladder else {}))  # 3-5: aimed at 2 ms
+          for i, latency in enumerate((3.1, 2.6, 2.4))),
         _trial(0.66, 9.0, reference="mobilenet_v3_small"),  # 6
     ])
     if family:
@@ -133,7 +133,7 @@ def test_view_reads_the_ladder_and_the_family(ladder_study, storage):
     assert family is not None and view.family_note is None
     assert [m.rung_ms for m in family.members] == [5.0, 10.0, 20.0]
     assert family.members[0].accuracies == (0.908, 0.916, 0.912)
-    assert family.rungs_ms == LADDER and family.seeds == (0, 1, 2) and family.recipe_summary == SUMMARY
+    assert family.rungs_ms == LADDER and family.seeds == (0, 1, 2) and family.recipe_summary == RECIPE.summary(VALIDATION)
     by_number = {p.number: p for p in view.points}
     assert by_number[1].family_rungs_ms == (10.0, 20.0) and by_number[3].aimed_at_ms == 2.0
 
@@ -170,18 +170,18 @@ def test_family_figure_axes_points_and_rungs(ladder_study, storage):
     y_title = figure.layout.yaxis.title.text
     assert "accuracy of the exported .tflite in LiteRT" in y_title and "final training" in y_title
     assert "mean ± std" in y_title and "3 seeds" in y_title and "proxy" not in y_title
-    assert SUMMARY in figure.layout.title.text
+    assert escape(RECIPE.summary(VALIDATION)) in figure.layout.title.text.replace("<br>", " ")
     traces = {t.meta: t for t in figure.data}
     members = traces["members"]
     # The 20 ms rung's pick is the 10 ms rung's network: one point, labelled with both rungs, in rung order.
-    assert list(members.x) == [4.12, 8.61] and list(members.y) == [0.912, 0.930]
-    assert list(members.error_y.array) == [0.004, 0.0026]
+    assert list(members.x) == [4.12, 8.61] and list(members.y) == pytest.approx([0.912, 0.930])
+    assert list(members.error_y.array) == pytest.approx([RUNG5.std, RUNG10.std])
     assert list(members.text) == ["rung 5 ms", "rung 10, 20 ms"] and "lines" in members.mode
     assert len(traces["seeds"].y) == 6
     references = traces["references"]
     assert references.marker.symbol == "diamond"
     assert dict(zip(references.text, references.x)) == {"mobilenet_v3_small": 9.31, "mobilenet_v3_large": 25.0}
-    assert list(references.error_y.array) == [0.005, 0.007]
+    assert list(references.error_y.array) == pytest.approx([0.005, LARGE.std])
     assert any("300.00 ms" in text for text in references.hovertext)
     assert _vlines(figure) == LADDER
     assert "rung 2 ms: not filled" in _annotations(figure) and "rung 20 ms" in _annotations(figure)
@@ -205,13 +205,21 @@ def test_dashboard_page_shows_the_family(ladder_study, storage, tmp_path):
     assert "<td class='num'>4.12</td>" in table and "1.23M" in table and "45.60M" in table
     assert "<td class='num'>160</td>" in table
     assert "no trained feasible network under 2 ms; 3 aimed trials missed" in table
-    assert "families/ladder/rung5.tflite" in table
-    assert MEMBER_SENTENCES[0] in table and MEMBER_SENTENCES[1] in table
+    assert "families/ladder/rung-5ms.tflite" in table
+    sentences = _sentences(_family("ladder"))
+    assert len(sentences) == 6  # each member against both references (the 20 ms rung repeats the 10 ms one)
+    for sentence in sentences:
+        assert table.count(escape(sentence)) == 1  # the 20 ms row says "as rung 10 ms" instead of repeating them
+    assert "<li class='muted'>as rung 10 ms</li>" in table
     (references,) = re.findall(r"<table class='family-references'>.*?</table>", page)
     assert "mobilenet_v3_small" in references and "0.905 ± 0.005 (3 seeds)" in references
     assert "0.955 ± 0.007 (2 seeds)" in references and "300.00" in references
-    assert REFERENCE_SENTENCE in page
-    assert SUMMARY in page and "batch-norm momentum 0.99" in page and "seeds 0, 1, 2" in page
+    for verdict in _family("ladder")["reference_verdicts"]:  # type: ignore[attr-defined]
+        assert escape(verdict["sentence"]) in page
+    assert escape(RECIPE.summary(VALIDATION)) in page
+    assert "batchnorm momentum 0.9;" in page and "seeds 0, 1, 2;" in page and "validation images 2000" in page
+    assert "median of the exported .tflite in LiteRT, 1 thread(s), batch 1" in page
+    assert "shipped: seed 0 (0.908)" in table and "over the rung" not in table
     # User text stays text.
     assert HOSTILE not in page and "&lt;marquee&gt;" in page
 
@@ -224,9 +232,10 @@ def test_study_without_ladder_or_family_renders_as_before(storage, tmp_path):
     assert [t for t in _annotations(figure) if "budget" in t or "rung" in t] == ["budget 20 ms"]
     assert _vlines(figure) == [BUDGET]
     page = write_dashboard([study], storage=storage, output=tmp_path / "plain.html").read_text()
-    for absent in ("Budget ladder", "Family:", "family-table", "family-0", "rung "):
-        assert absent not in page
-    assert "<td class='num'>20 ms</td>" in page
+    body = page.split("</head>", 1)[1]  # past plotly.js
+    for absent in ("Budget ladder", "Family", "family-table", "family-0", "rung ", "ladder-table", "(ladder)"):
+        assert absent not in body
+    assert "<td class='num'>20 ms</td>" in body
 
 
 def test_several_studies_each_get_their_family(storage, tmp_path):
@@ -259,3 +268,18 @@ def test_family_of_keeps_rung_order():
     shuffled = copy.deepcopy(data)
     shuffled["members"] = list(reversed(data["members"]))  # type: ignore[call-overload]
     assert [m.rung_ms for m in family_of(shuffled).members] == [5.0, 10.0, 20.0]
+
+
+def test_a_member_over_its_rung_once_re_measured_is_flagged(storage, tmp_path):
+    study = _make(storage, "over", ladder=True, family=False)
+    data = _family("over")
+    data["members"][0]["within_rung"] = False  # type: ignore[index]
+    study.set_user_attr(FAMILY_ATTR, data)
+    view = study_view(study, storage)
+    assert view.family is not None and view.family.members[0].within_rung is False
+    members = next(t for t in family_figure(view.family, 0, view.name).data if t.meta == "members")
+    assert "over its 5 ms rung once re-measured" in members.hovertext[0]
+    assert "over its" not in members.hovertext[1]
+    page = write_dashboard([study], storage=storage, output=tmp_path / "over.html").read_text()
+    (table,) = re.findall(r"<table class='family-table'>.*?</table>", page)
+    assert table.count("over the rung") == 1

@@ -32,7 +32,7 @@ from archsearch.family.runs import RunStore, SeedRun
 from archsearch.output_files import safe_filename, written_atomically
 from archsearch.spec import NetworkSpec, parse_spec, spec_hash, spec_to_yaml
 from archsearch.study.ladder import ladder_state, unfilled_sentence
-from archsearch.study.record import FAMILY_ATTR, recorded_config, records
+from archsearch.study.record import FAMILY_ATTR, LADDER_ATTR, recorded_config, records
 
 Say = Callable[[str], None]
 
@@ -101,6 +101,7 @@ def build_family(study_name: str, storage: str | None = None, output: str | Path
     store = RunStore(folder / ".runs")
     _train_all(networks, store, recipe, all_records, say)
     result = _ship_and_compare(study_name, folder, networks, picks, empty, rungs, all_records, recipe, threads, say)
+    result["unfilled"] = _unfilled(empty, all_records, rungs, study.user_attrs.get(LADDER_ATTR))
     with written_atomically(folder / "family.json", FamilyError) as temporary:
         temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     study.set_user_attr(FAMILY_ATTR, result)
@@ -254,7 +255,6 @@ def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], p
         "recipe": recipe.as_dict(validation),
         "latency_protocol": f"median of the exported .tflite in LiteRT, {threads} thread(s), batch 1",
         "members": members,
-        "unfilled": _unfilled(empty, all_records, rungs),
         "references": [{
             "reference": n.reference, "latency_ms": measured[n.label].latency_ms, "input_size": n.spec.input.size,
             "params": count_params(n.spec), "macs": count_macs(n.spec),
@@ -266,8 +266,9 @@ def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], p
     }
 
 
-def _unfilled(empty: list[float], all_records: list[Any], rungs: list[float]) -> list[dict[str, Any]]:
-    states = {s.rung.budget_ms: s for s in ladder_state(all_records, rungs)}
+def _unfilled(empty: list[float], all_records: list[Any], rungs: list[float],
+              unreachable: dict[str, str] | None) -> list[dict[str, Any]]:
+    states = {s.rung.budget_ms: s for s in ladder_state(all_records, rungs, unreachable)}
     return [{"rung_ms": rung, "reason": unfilled_sentence(states[rung]) if rung in states else
              f"no trained feasible search trial within {rung:g} ms"} for rung in empty]
 

@@ -6,6 +6,7 @@ here, before it reaches plotly, whose labels and hover text accept HTML tags.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from html import escape
 
@@ -28,6 +29,7 @@ EDGE_OVER_BUDGET = 1.25
 BEYOND_LABEL = "slower than the axis, drawn at its edge"
 RUNG_STYLE = dict(color="darkorange", dash="dash", width=1.2)
 UNFILLED_RUNG_STYLE = dict(color="#a15c00", dash="dot", width=1.5)
+TITLE_WIDTH = 150  # characters per line of a family figure's title (the recipe)
 # Section headings in the page name each figure, so figures carry no title of their own.
 LAYOUT = dict(template="plotly_white", height=480, margin=dict(l=60, r=30, t=30, b=50),
               legend=dict(groupclick="toggleitem"))
@@ -335,7 +337,9 @@ def _member_hover(member: FamilyMember, same: list[FamilyMember]) -> str:
     verdicts = "".join(f"<br>{escape(v.sentence)}" for v in member.verdicts)
     return (f"<b>rung {rungs} ms</b>: {escape(member.name)} (trial {member.trial})<br>"
             f"input {member.input_size}px, params {format_count(member.params)}, MACs {format_count(member.macs)}"
-            f"<br>latency of the exported .tflite {member.latency_ms:.2f} ms<br>accuracy of the exported .tflite "
+            f"<br>latency of the exported .tflite {member.latency_ms:.2f} ms"
+            + (f" <b>(over its {member.rung_ms:g} ms rung once re-measured)</b>" if member.within_rung is False else "")
+            + "<br>accuracy of the exported .tflite "
             f"{accuracy_spread(member.accuracy_mean, member.accuracy_std, len(member.accuracies))}"
             f"<br>per seed: {', '.join(f'{a:.3f}' for a in member.accuracies)}{search}{verdicts}")
 
@@ -405,15 +409,19 @@ def family_figure(family: Family, index: int = 0, study: str = "") -> go.Figure:
     if edge is not None:
         figure.update_xaxes(range=[0, edge], autorange=False)
     seeds_text = f"{len(family.seeds)} seeds" if family.seeds else "seeds"
-    x_title = "latency of the exported .tflite, ms (re-measured after final training)"
+    x_notes = [escape(family.latency_protocol)] if family.latency_protocol else []
     if edge is not None and any(r.latency_ms > edge for r in family.references):
-        x_title += f"; slower than {edge:g} ms drawn at the right edge"
-    title = (f"{escape(study)}: " if study else "") + (escape(family.recipe_summary) or "final recipe")
+        x_notes.append(f"slower than {edge:g} ms drawn at the right edge")
+    x_title = "latency of the exported .tflite, ms (re-measured after final training)"
+    x_title += "<br>" + "; ".join(x_notes) if x_notes else ""
+    # Plotly does not wrap titles: break the (long) recipe summary into lines.
+    title = "<br>".join(escape(line) for line in textwrap.wrap(
+        (f"{study}: " if study else "") + (family.recipe_summary or "final recipe"), TITLE_WIDTH))
     figure.update_layout(
         xaxis_title=x_title,
         yaxis_title=f"accuracy of the exported .tflite in LiteRT<br>after final training (mean ± std, "
                     f"{seeds_text})",
-        **{**LAYOUT, "margin": dict(l=80, r=30, t=60, b=50),
+        **{**LAYOUT, "margin": dict(l=80, r=30, t=30 + 16 * title.count("<br>") + 30, b=70 if x_notes else 50),
            "title": dict(text=f"<span style='font-size:12px'>{title}</span>", x=0.01, xanchor="left")})
     return figure
 

@@ -35,6 +35,7 @@ h3 { font-size: 1rem; margin: 24px 0 6px; } h4 { font-size: 0.9rem; margin: 16px
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e3e3e3; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, #ladder-table td:first-child { white-space: nowrap; } td ul { margin: 0; padding-left: 16px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 6px; }
 .muted { color: #777; } .warning { color: #a15c00; font-weight: 600; }
 pre { background: #f6f6f6; padding: 8px; font-size: 0.8rem; max-height: 320px; overflow: auto; }
@@ -137,15 +138,16 @@ def _ladder_table(views: Sequence[StudyView]) -> str:
 
 
 def _recipe(family: Family) -> str:
-    recipe = family.recipe
-    known = [("epochs", "epochs"), ("batch_size", "batch size"), ("learning_rate", "learning rate"),
-             ("weight_decay", "weight decay"), ("batchnorm_momentum", "batch-norm momentum"),
-             ("resolution", "resolution"), ("dataset", "dataset"), ("validation_images", "validation images")]
-    parts = [f"{label} {escape(str(recipe[key]))}" for key, label in known if recipe.get(key) is not None]
-    if family.seeds:
-        parts.append(f"seeds {', '.join(map(str, family.seeds))}")
-    summary = f"{escape(family.recipe_summary)}. " if family.recipe_summary else ""
-    return f"<p class='muted recipe'>Final recipe: {summary}{'; '.join(parts)}.</p>"
+    """The final recipe in its own words, every recorded setting under it, and how latency was measured."""
+    def shown(value: object) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    settings = "; ".join(f"{escape(str(key).replace('_', ' '))} {escape(shown(value))}"
+                         for key, value in family.recipe.items() if key != "summary" and value not in (None, {}, []))
+    summary = escape(family.recipe_summary) if family.recipe_summary else "not recorded"
+    latency = f" Latency: {escape(family.latency_protocol)}." if family.latency_protocol else ""
+    details = f"<details><summary>every setting</summary>{settings}</details>" if settings else ""
+    return f"<div class='muted recipe'><p>Final recipe: {summary}.{latency}</p>{details}</div>"
 
 
 def _family_members(family: Family) -> str:
@@ -161,11 +163,17 @@ def _family_members(family: Family) -> str:
                       f"{member.search_latency_ms:.2f} ms</span>")
         verdicts = "".join(f"<li class='verdict {escape(v.outcome, quote=True)}'>{escape(v.sentence)}</li>"
                            for v in member.verdicts)
+        if member.same_as_rung_ms in by_rung:  # its network's verdicts are the lower rung's, already listed
+            verdicts = f"<li class='muted'>as rung {member.same_as_rung_ms:g} ms</li>"
         files = "<br>".join(f"{escape(kind)}: <code>{escape(path)}</code>" for kind, path in member.files.items())
+        if files and member.shipped_seed is not None:
+            shipped = f" ({member.shipped_accuracy:.3f})" if member.shipped_accuracy is not None else ""
+            files += f"<br>shipped: seed {member.shipped_seed}{shipped}"
         files = f"<details class='muted'><summary>files</summary>{files}</details>" if files else ""
+        over = ("<br><span class='warning over-rung'>over the rung</span>" if member.within_rung is False else "")
         rows.append((member.rung_ms, (
             f"<tr class='member'><td class='num'>{member.rung_ms:g} ms</td><td>{network}</td>"
-            f"<td class='num'>{member.input_size}</td><td class='num'>{member.latency_ms:.2f}</td>"
+            f"<td class='num'>{member.input_size}</td><td class='num'>{member.latency_ms:.2f}{over}</td>"
             f"<td class='num'>{accuracy_spread(member.accuracy_mean, member.accuracy_std, len(member.accuracies))}"
             f"</td><td class='num'>{format_count(member.params)}</td><td class='num'>{format_count(member.macs)}</td>"
             f"<td class='num'>{search}</td><td>{'<ul>' + verdicts + '</ul>' if verdicts else '-'}"

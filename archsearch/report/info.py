@@ -20,7 +20,7 @@ from archsearch.study.canary import canary_summary
 from archsearch.study.front import ReferenceVerdict, record_point, reference_verdicts
 from archsearch.study.ladder import ladder_state, unfilled_sentence
 from archsearch.study.protocol import AccuracyProtocol
-from archsearch.study.record import FAMILY_ATTR, TrialRecord, recorded_config, records
+from archsearch.study.record import FAMILY_ATTR, LADDER_ATTR, TrialRecord, recorded_config, records
 from archsearch.urls import shown_url
 
 Kind = Literal["front", "dominated", "duplicate", "infeasible"]
@@ -126,6 +126,11 @@ class FamilyMember:
     same_as_rung_ms: float | None
     """This rung's pick is the network of this lower rung."""
     verdicts: tuple[FamilyVerdict, ...]
+    within_rung: bool | None = None
+    """Whether the re-measured latency is still within the rung (``None``: not recorded)."""
+    shipped_seed: int | None = None
+    """The seed whose exported files are shipped."""
+    shipped_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -167,10 +172,16 @@ class Family:
     """(rung ms, why no network) for each rung the family has no network for."""
     references: tuple[FamilyReference, ...]
     reference_verdicts: tuple[FamilyReferenceVerdict, ...]
+    stored_rungs_ms: tuple[float, ...] = ()
+    """The ladder the family was made for, as recorded (older families: empty)."""
+    latency_protocol: str = ""
+    """How ``latency_ms`` was measured (backend, threads, batch)."""
 
     @property
     def rungs_ms(self) -> list[float]:
-        return sorted({m.rung_ms for m in self.members} | {rung for rung, _ in self.unfilled})
+        """Every rung: the recorded ladder, and any rung a member or an unfilled entry names."""
+        return sorted(set(self.stored_rungs_ms) | {m.rung_ms for m in self.members}
+                      | {rung for rung, _ in self.unfilled})
 
 
 def _optional_int(value: Any) -> int | None:
@@ -201,7 +212,10 @@ def family_of(data: dict[str, Any]) -> Family:
             accuracies=tuple(float(a) for a in item.get("accuracies") or ()),
             accuracy_mean=float(item["accuracy_mean"]), accuracy_std=float(item.get("accuracy_std") or 0.0),
             files={str(k): str(v) for k, v in (item.get("files") or {}).items()},
-            same_as_rung_ms=None if same is None else float(same), verdicts=verdicts))
+            same_as_rung_ms=None if same is None else float(same), verdicts=verdicts,
+            within_rung=None if item.get("within_rung") is None else bool(item["within_rung"]),
+            shipped_seed=_optional_int(item.get("shipped_seed")),
+            shipped_accuracy=_optional_float(item.get("shipped_accuracy"))))
     references = tuple(FamilyReference(
         reference=str(r["reference"]), latency_ms=float(r["latency_ms"]),
         input_size=_optional_int(r.get("input_size")), params=_optional_int(r.get("params")),
@@ -218,7 +232,9 @@ def family_of(data: dict[str, Any]) -> Family:
         seeds=tuple(int(s) for s in recipe.get("seeds") or ()),
         members=tuple(sorted(members, key=lambda m: m.rung_ms)),
         unfilled=tuple(sorted((float(u["rung_ms"]), str(u.get("reason") or "")) for u in data.get("unfilled") or ())),
-        references=references, reference_verdicts=reference_verdicts_)
+        references=references, reference_verdicts=reference_verdicts_,
+        stored_rungs_ms=tuple(float(r) for r in data.get("rungs_ms") or ()),
+        latency_protocol=str(data.get("latency_protocol") or ""))
 
 
 def _family(study: optuna.Study) -> tuple[Family | None, str | None]:
@@ -232,11 +248,12 @@ def _family(study: optuna.Study) -> tuple[Family | None, str | None]:
         return None, f"the stored family ({FAMILY_ATTR}) cannot be read: {type(error).__name__} {error}"
 
 
-def _ladder(all_records: list[TrialRecord], budgets_ms: Any) -> list[LadderRung] | None:
+def _ladder(all_records: list[TrialRecord], budgets_ms: Any,
+            unreachable: dict[str, str] | None = None) -> list[LadderRung] | None:
     if not budgets_ms:
         return None
     rungs = []
-    for state in ladder_state(all_records, [float(b) for b in budgets_ms]):
+    for state in ladder_state(all_records, [float(b) for b in budgets_ms], unreachable):
         sentence = (unfilled_sentence(state) if not state.filled else
                     f"rung {state.rung.budget_ms:g} ms filled by trial(s) {', '.join(map(str, state.filled_by))}")
         rungs.append(LadderRung(state.rung.budget_ms, state.rung.floor_ms, tuple(state.filled_by),
@@ -410,8 +427,9 @@ def study_view(study: optuna.Study, storage: str) -> StudyView:
         importance_notes=notes, counts=dict(Counter(r.label for r in by_number.values())),
         failures=failures(study), dominated_references={v.reference: v.dominated_by for v in verdicts},
         reference_verdicts=verdicts, accuracy_protocol=AccuracyProtocol.of_study(study),
-        canary=canary_summary(study), ladder=_ladder(all_records, config.get("ladder_ms")), family=family,
-        family_note=family_note)
+        canary=canary_summary(study),
+        ladder=_ladder(all_records, config.get("ladder_ms"), study.user_attrs.get(LADDER_ATTR)),
+        family=family, family_note=family_note)
 
 
 __all__ = ["Family", "FamilyMember", "FamilyReference", "FamilyReferenceVerdict", "FamilyVerdict", "FrontMember",

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archsearch.study.canary import canary_summary
 from archsearch.study.fidelity import dominates
-from archsearch.study.ladder import ladder_state
+from archsearch.study.ladder import study_ladder_state
 from archsearch.study.protocol import LABEL, AccuracyProtocol
 from archsearch.study.record import FAMILY_ATTR, TRIALS_ATTR, TrialRecord, recorded_config, records
 from archsearch.study.seed_noise import seed_noise
@@ -215,8 +215,7 @@ def study_report(study: optuna.Study, storage_url: str) -> dict[str, Any]:
         "reference_verdicts": [asdict(v) for v in reference_verdicts(study)],
         "failures": [{"trial": n, "reason": r} for n, r in failures(study)],
         "canary": canary_summary(study),
-        "ladder": ([state.as_dict() for state in ladder_state(all_records, config["ladder_ms"])]
-                   if config.get("ladder_ms") else None),
+        "ladder": [state.as_dict() for state in ladder] if (ladder := study_ladder_state(study)) else None,
         "family": study.user_attrs.get(FAMILY_ATTR),
     }
 

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archsearch.cost import network_cost
 from archsearch.space import SearchSpace
 from archsearch.spec import NetworkSpec
-from archsearch.study.record import TrialRecord
+from archsearch.study.record import LADDER_ATTR, TrialRecord, recorded_config, records
+
+if TYPE_CHECKING:
+    import optuna
 
 AIM_FRACTION = 0.8
 """Where in its band an aimed draw should land: this fraction of the rung's budget (estimates err both ways)."""
@@ -89,8 +92,13 @@ class RungState:
                 "filled_by": self.filled_by, "aimed": [n for n, _ in self.aimed], "given_up": self.given_up}
 
 
-def ladder_state(all_records: Sequence[TrialRecord], budgets_ms: Sequence[float]) -> list[RungState]:
-    """Each rung, the trials that fill it (in trial order) and those aimed at it."""
+def ladder_state(all_records: Sequence[TrialRecord], budgets_ms: Sequence[float],
+                 unreachable: Mapping[str, str] | None = None) -> list[RungState]:
+    """Each rung, the trials that fill it (in trial order) and those aimed at it.
+
+    ``unreachable``: rungs (``f"{budget:g}"``) no draw of the space was estimated to reach,
+    with the figures, as the runner recorded them (``LADDER_ATTR``).
+    """
     states = [RungState(r) for r in rungs(budgets_ms)]
     for record in all_records:
         latency = record.measured_latency_ms if record.measured_latency_ms is not None else record.screen_latency_ms
@@ -105,7 +113,17 @@ def ladder_state(all_records: Sequence[TrialRecord], budgets_ms: Sequence[float]
             shown = ", ".join(f"trial {n}: {lat:.2f} ms" if lat is not None else f"trial {n}: failed"
                               for n, lat in state.aimed)
             state.given_up = f"{len(state.aimed)} trials aimed at it did not land in it ({shown})"
+        elif not state.filled and unreachable and f"{state.rung.budget_ms:g}" in unreachable:
+            state.given_up = unreachable[f"{state.rung.budget_ms:g}"]
     return states
+
+
+def study_ladder_state(study: optuna.Study) -> list[RungState] | None:
+    """The ladder of a study as it stands (``None`` for a single budget)."""
+    budgets = recorded_config(study).get("ladder_ms")
+    if not budgets:
+        return None
+    return ladder_state(records(study), [float(b) for b in budgets], study.user_attrs.get(LADDER_ATTR))
 
 
 def unfilled_sentence(state: RungState) -> str:
@@ -159,15 +177,12 @@ class Ladder:
     def __init__(self, space: SearchSpace, budgets_ms: Sequence[float], seed: int = 0, draws: int = DRAWS) -> None:
         self.space, self.budgets_ms, self.draws = space, tuple(sorted(budgets_ms)), draws
         self._random = random.Random(seed)
-        self.unreachable: dict[float, str] = {}
-        """Rungs no draw was estimated to reach, with the figures (given up without spending a trial)."""
+        self.unreachable: dict[str, str] = {}
+        """Rungs (``f"{budget:g}"``) no draw was estimated to reach, with the figures (given up without
+        spending a trial); the runner records them on the study (``LADDER_ATTR``)."""
 
     def state(self, all_records: Sequence[TrialRecord]) -> list[RungState]:
-        states = ladder_state(all_records, self.budgets_ms)
-        for state in states:
-            if not state.filled and state.given_up is None and state.rung.budget_ms in self.unreachable:
-                state.given_up = self.unreachable[state.rung.budget_ms]
-        return states
+        return ladder_state(all_records, self.budgets_ms, self.unreachable)
 
     def next_aim(self, all_records: Sequence[TrialRecord], estimate: Estimate | None) -> Aim | None:
         """The point to enqueue for the lowest empty rung, or ``None`` (every rung filled or given up, or
@@ -195,7 +210,7 @@ class Ladder:
             if best is None or distance < best[0]:
                 best = (distance, point, estimated)
         if best is None:
-            self.unreachable[rung.budget_ms] = (
+            self.unreachable[f"{rung.budget_ms:g}"] = (
                 f"none of {self.draws} random networks of the space was estimated inside it (fastest estimated "
                 f"{fastest:.2f} ms)")
             return None
@@ -203,4 +218,4 @@ class Ladder:
 
 
 __all__ = ["AIM_FRACTION", "Aim", "Estimate", "Ladder", "MAX_AIMED_TRIALS", "Rung", "RungState", "fills",
-           "ladder_state", "mac_power_law", "rungs", "unfilled_sentence"]
+           "ladder_state", "mac_power_law", "rungs", "study_ladder_state", "unfilled_sentence"]

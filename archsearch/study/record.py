@@ -35,6 +35,9 @@ SURPLUS = "surplus: the study reached its trial count while this worker started 
 FAMILY_ATTR = "archsearch:family"
 """Study user attribute holding the last ``archsearch family`` result (``family.FamilyResult.as_dict()``)."""
 
+LADDER_ATTR = "archsearch:ladder_unreachable"
+"""Study user attribute: rungs of the ladder no draw of the space was estimated to reach, with the figures."""
+
 TRIALS_ATTR = "archsearch:trials"
 """Study user attribute holding the study's trial count: every worker stops at it."""
 
@@ -240,5 +243,5 @@ def recorded_config(study: optuna.Study) -> dict[str, Any]:
     return dict(study.user_attrs.get(CONFIG_ATTR) or {})
 
 
-__all__ = ["CONFIG_ATTR", "FAMILY_ATTR", "INTERRUPTED", "PROTOCOL_ATTR", "SURPLUS", "TRIALS_ATTR", "Status",
-           "TrialRecord", "TrialRecorder", "recorded_config", "records"]
+__all__ = ["CONFIG_ATTR", "FAMILY_ATTR", "INTERRUPTED", "LADDER_ATTR", "PROTOCOL_ATTR", "SURPLUS", "TRIALS_ATTR",
+           "Status", "TrialRecord", "TrialRecorder", "recorded_config", "records"]

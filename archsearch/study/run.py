@@ -45,6 +45,7 @@ from archsearch.study.protocol import AccuracyProtocol, record_protocol
 from archsearch.study.record import (
     CONFIG_ATTR,
     INTERRUPTED,
+    LADDER_ATTR,
     SURPLUS,
     TRIALS_ATTR,
     Status,
@@ -374,6 +375,8 @@ class StudyRunner:
         if self.ladder is None:
             return
         aim = self.ladder.next_aim(all_records, self._latency_estimate(all_records))
+        if self.ladder.unreachable != self.study.user_attrs.get(LADDER_ATTR, {}):
+            self.study.set_user_attr(LADDER_ATTR, dict(self.ladder.unreachable))  # why a rung was given up
         if aim is not None:
             self.study.enqueue_trial(aim.params, user_attrs={"aimed_at_ms": aim.rung.budget_ms})
             self.notify(f"ladder: next trial aimed at the empty {aim.rung.budget_ms:g} ms rung "
