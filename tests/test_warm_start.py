@@ -104,8 +104,9 @@ def workdir(tmp_path_factory):
     """The tiny dataset and space, and a tiny space listing both MobileNetV3 references."""
     root = write_tiny_inputs(tmp_path_factory.mktemp("warm"))
     both = {**TINY_SPACE, "name": "tinyboth", "references": ["mobilenet_v3_small", "mobilenet_v3_large"],
-            # Small's third stage is hswish, Large's relu: the two project to different points.
-            "choices": {**TINY_SPACE["choices"], "stages[1:].blocks[0].activation": ["relu", "hswish"]}}
+            # Small's 16-channel block has squeeze-excite, Large's has none: they project to different points.
+            "choices": {**TINY_SPACE["choices"], "stages[1:].blocks[0].activation": ["relu", "hswish"],
+                        "stages[1:].blocks[0].se_ratio": [0.0, 0.25]}}
     (root / "both_space.yaml").write_text(yaml.safe_dump(both))
     return root
 
@@ -150,3 +151,14 @@ def test_a_warm_started_study_trains_the_projection_first(in_workdir):
     assert first.user_attrs["warm_start"] == "mobilenet_v3_small" and first.params == point.params
     assert first.state == TrialState.COMPLETE and first.user_attrs["trained"] is True
     assert "warm_start" not in second.user_attrs  # then the sampler chooses
+
+
+def test_stages_are_matched_by_channels_not_position():
+    """MobileNetV3-Large keeps its 80- and 112-channel blocks in one stage; the space has one stage for each.
+    Matched by channels, each of the space's stages gets Large's depth and kernel for those channels."""
+    space = load_space("mobilenetv3").with_overrides(classes=10)
+    large = next(p for p in warm_start_points(space, 10) if p.reference == "mobilenet_v3_large")
+    assert [large.params[f"stages[{i}].blocks[0].repeats"] for i in range(1, 6)] == [2, 3, 4, 2, 3]
+    assert [large.params[f"stages[{i}].blocks[0].kernel"] for i in range(1, 6)] == [3, 5, 3, 3, 5]
+    assert [large.params[f"stages[{i}].blocks[0].se_ratio"] for i in range(1, 6)] == [0.0, 0.25, 0.0, 0.25, 0.25]
+    assert large.params["input.size"] == 224 and large.params["width_multiplier"] == 1.0

@@ -3,10 +3,11 @@
 A space lists reference networks (``references:``) that are known to be good designs.
 When a reference's configuration is a point of the space, the study can enqueue it
 (Optuna's ``enqueue_trial``) so its first search trials are known-good points; when it
-is not, the nearest point is the next best start. This module finds those points and
-says honestly how far each is from its reference: a reference whose stages are shaped
-otherwise than the space's base (MobileNetV3-Large's stage of two distinct blocks where
-the space has one block with repeats) can only be approximated.
+is not, the nearest point is the next best start. This module finds those points
+(stages matched by output channels, ``aligned_stages``) and says honestly how far each
+is from its reference: a reference whose blocks vary within a stage (MobileNetV3-Large's
+80-channel blocks expand by 6, 2.5 and 2.3 where the space has one expansion per stage)
+can only be approximated.
 
 Whether this helps the search is measured by ``benchmarks/warm_start.py``.
 """
@@ -78,7 +79,8 @@ def project_reference(space: SearchSpace, name: str, classes: int) -> WarmPoint 
     reference = load_reference(name, classes=classes)
     reference_data = spec_to_dict(reference)
     base_data = spec_to_dict(space.base_spec())
-    params = {p.name: _nearest_choice(p, _get(reference_data, p.path), _get(base_data, p.path))
+    aligned = aligned_stages(reference_data, base_data)
+    params = {p.name: _nearest_choice(p, _get(aligned, p.path), _get(base_data, p.path))
               for p in space.parameters}
     try:
         projected = space.spec_at(params)
@@ -87,6 +89,35 @@ def project_reference(space: SearchSpace, name: str, classes: int) -> WarmPoint 
     exact = spec_hash(projected) == spec_hash(reference)  # the hash leaves the name out, as a network's identity
     differences = tuple(spec_differences(reference_data, spec_to_dict(projected)))
     return WarmPoint(name, params, exact, differences)
+
+
+def aligned_stages(reference: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The reference's data with its stages regrouped in the shape of the space's base: one block per base
+    stage, matched by output channels rather than by position.
+
+    References group blocks differently from a space (MobileNetV3-Large keeps its 80- and
+    112-channel blocks in one stage; the space has a stage for each), so position would
+    put one stage's settings on another. A base stage takes the reference's blocks with
+    its channel count: the first one's kernel, expansion, squeeze-excite, activation and
+    stride, and their repeats summed (the stage's depth). A base stage whose channels the
+    reference does not have takes the reference block nearest in channels, once (the
+    lightest stand-in for a stage the reference does not have).
+    """
+    blocks = [block for stage in reference.get("stages", []) for block in stage.get("blocks", [])]
+    if not blocks or not base.get("stages"):
+        return reference
+    stages = []
+    for stage in base["stages"]:
+        channels = stage["blocks"][0].get("channels")
+        same = [b for b in blocks if b.get("channels") == channels]
+        if same:
+            block = {**same[0], "repeats": sum(int(b.get("repeats", 1)) for b in same)}
+        elif _is_number(channels):
+            block = {**min(blocks, key=lambda b: abs(float(b.get("channels") or 0) - channels)), "repeats": 1}
+        else:
+            block = dict(stage["blocks"][0])
+        stages.append({**stage, "blocks": [block]})
+    return {**reference, "stages": stages}
 
 
 def _nearest_choice(parameter: Parameter, value: Any, base_value: Any) -> Any:
@@ -169,4 +200,4 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["WarmPoint", "project_reference", "spec_differences", "warm_start_points"]
+__all__ = ["WarmPoint", "aligned_stages", "project_reference", "spec_differences", "warm_start_points"]
