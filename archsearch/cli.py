@@ -192,8 +192,10 @@ def latency(
 
 @app.command()
 def run(
-    budget_ms: Annotated[Optional[str], typer.Option("--budget-ms",
-                                                     help="Latency budget in ms (measured median).")] = None,
+    budget_ms: Annotated[Optional[str], typer.Option(
+        "--budget-ms", help="Latency budget in ms (measured median), or a ladder of them: 2,5,10,20 "
+                            "(one search fills every rung; `archsearch family` then trains one network per rung).")
+    ] = None,
     space: Annotated[Optional[str], typer.Option(help="Built-in space name or space file.")] = None,
     study: Annotated[Optional[str], typer.Option("--study", help="Study name (resumes if it exists).")] = None,
     trials: Annotated[Optional[int], typer.Option(help="Search trials to reach (references not counted).")] = None,
@@ -219,17 +221,20 @@ def run(
     device: Annotated[Optional[str], typer.Option(
         "--device", help="The device the networks are meant for: its agent (`archsearch agent --device NAME`) "
                          "measures every latency, nothing is timed here.")] = None,
+    warm_start: Annotated[Optional[bool], typer.Option(
+        "--warm-start/--no-warm-start", help="Begin from the space's references' configurations (projected onto "
+                                             "the space) instead of random points (default off).")] = None,
     config: Annotated[Optional[str], typer.Option("--config",
                                                   help="A study written down as YAML (flags override it).")] = None,
 ) -> None:
-    """Search a space under a measured latency budget; store every trial; print the Pareto front."""
+    """Search a space under a measured latency budget (or a ladder of budgets); store every trial; print the front."""
     from archsearch.study import StudyRunner, load_study_config, parse_budget_ms
 
     settings = load_study_config(
         config, budget_ms=None if budget_ms is None else parse_budget_ms(budget_ms), space=space, name=study,
         trials=trials, timeout_minutes=timeout, dataset=dataset, train_scale=train_scale, train_size=train_size,
         epochs=epochs, storage=storage, seed=seed, threads=threads, sampler=sampler, references=references,
-        keep_weights=keep_weights, artifacts=artifacts, device=device)
+        keep_weights=keep_weights, artifacts=artifacts, device=device, warm_start=warm_start)
     _run_study(StudyRunner(settings))  # validates data, space, storage and resume before any display
 
 
@@ -254,7 +259,7 @@ def _run_study(runner: Any) -> None:
     settings = runner.config
     total = study_trial_count(runner.study)
     console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "
-                  f"({runner.space.size:,} specs); budget {settings.budget_ms} ms; "
+                  f"({runner.space.size:,} specs); {_budget_words(settings)}; "
                   f"{'until the timeout' if total is None else f'{total} search trials'}; storage {runner.shown_url}\n"
                   f"{runner.protocol.summary()}\n{runner.latency_plan}")
     with _StudyProgress() as progress:
@@ -263,6 +268,12 @@ def _run_study(runner: Any) -> None:
         result = runner.run()
     _print_study(result, runner.url)
     console.print(f"dashboard: {write_dashboard([result], runner.url)}")
+
+
+def _budget_words(settings: Any) -> str:
+    if settings.ladder_ms:
+        return f"budget ladder {', '.join(f'{b:g}' for b in settings.ladder_ms)} ms (every rung to be filled)"
+    return f"budget {settings.budget_ms:g} ms"
 
 
 def _quiet_optuna() -> None:
