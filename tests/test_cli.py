@@ -93,7 +93,7 @@ def _commands() -> list[str]:
 
 def test_the_app_is_a_group_with_the_documented_commands():
     assert _commands() == sorted(["references", "show", "validate", "spaces", "latency", "run", "worker", "agent",
-                                  "studies", "show-study", "dashboard", "export", "profile"])
+                                  "family", "studies", "show-study", "dashboard", "export", "profile"])
     import typer
 
     from archsearch.cli import app

@@ -162,11 +162,14 @@ def test_successive_halving_rungs_and_decisions():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--budget-ms", "0"], "--budget-ms: Input should be greater than 0"),
-    (["--budget-ms", "-5"], "--budget-ms: Input should be greater than 0"),
+    (["--budget-ms", "0"], "--budget-ms: every budget must be a positive, finite number of milliseconds"),
+    (["--budget-ms", "-5"], "--budget-ms: every budget must be a positive, finite number of milliseconds"),
     (["--budget-ms", "fast"], "--budget-ms must be a number of milliseconds"),
-    (["--budget-ms", "nan"], "must be a finite number"),
-    (["--budget-ms", "inf"], "must be a finite number"),
+    (["--budget-ms", "nan"], "must be a positive, finite number"),
+    (["--budget-ms", "inf"], "must be a positive, finite number"),
+    (["--budget-ms", "2,5,x"], "comma-separated ladder"),
+    (["--budget-ms", "2,5,2"], "repeats a rung"),
+    (["--budget-ms", "2,,5"], "--budget-ms must be a number"),
     (["--budget-ms", "20", "--space", "resnet"], "unknown search space"),
     (["--budget-ms", "20", "--dataset", "/no/such/data.npz"], "no such file"),
     (["--budget-ms", "20", "--dataset", "/no/such/folder"], "unknown dataset"),
