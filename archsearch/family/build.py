@@ -96,11 +96,12 @@ def build_family(study_name: str, storage: str | None = None, output: str | Path
     if folder.exists() and not folder.is_dir():
         raise FamilyError(f"{folder}: the family is written into a folder, and this is a file")
     threads = threads or int(config.get("threads", 1))
+    timer = _Timer(url, config.get("device"), str(config.get("backend", "litert")), threads)
 
     networks = _networks(picks, config, study_name)
     store = RunStore(folder / ".runs")
     _train_all(networks, store, recipe, all_records, say)
-    result = _ship_and_compare(study_name, folder, networks, picks, empty, rungs, all_records, recipe, threads, say)
+    result = _ship_and_compare(study_name, folder, networks, picks, rungs, recipe, timer, say)
     result["unfilled"] = _unfilled(empty, all_records, rungs, study.user_attrs.get(LADDER_ATTR))
     with written_atomically(folder / "family.json", FamilyError) as temporary:
         temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -194,16 +195,13 @@ def _estimate(todo: list[tuple[_Network, int]], speed: TrainingSpeed | None, rec
     return sum(speed.seconds(count_macs(n.spec), images, recipe.epochs) for n, _ in todo)
 
 
-def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], picks: list[Pick], empty: list[float],
-                      rungs: list[float], all_records: list[Any], recipe: FinalRecipe, threads: int,
-                      say: Say) -> dict[str, Any]:
+def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], picks: list[Pick],
+                      rungs: list[float], recipe: FinalRecipe, timer: _Timer, say: Say) -> dict[str, Any]:
     """Write each rung's files (first seed's weights), measure their latency, compare with the references."""
-    from archsearch.latency.measure import measure_tflite
-
     shipped_seed = recipe.seeds[0]
     measured: dict[str, Trained] = {}
     latency: dict[str, float] = {}
-    say(f"measuring the latency of {len(networks)} exported .tflite files (LiteRT, {threads} thread(s))")
+    say(f"measuring the latency of {len(networks)} shipped networks: {timer.protocol}")
     for network in networks:
         run = network.runs[shipped_seed]
         if network.reference is not None:
@@ -216,7 +214,7 @@ def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], p
             _copy(run.keras, target.with_suffix(".keras"))
             with written_atomically(target.with_suffix(".yaml"), FamilyError) as temporary:
                 temporary.write_text(spec_to_yaml(network.spec), encoding="utf-8")
-        latency[network.label] = float(measure_tflite(target, threads=threads)["median_ms"])
+        latency[network.label] = timer.latency_ms(target, network.spec)
         measured[network.label] = Trained(network.reference or f"rung {rung_label(network.rungs[0])}",
                                           latency[network.label],
                                           tuple(network.runs[s].tflite_accuracy for s in recipe.seeds))
@@ -253,7 +251,7 @@ def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], p
         "study": study_name, "folder": str(folder), "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "rungs_ms": rungs,
         "recipe": recipe.as_dict(validation),
-        "latency_protocol": f"median of the exported .tflite in LiteRT, {threads} thread(s), batch 1",
+        "latency_protocol": timer.protocol,
         "members": members,
         "references": [{
             "reference": n.reference, "latency_ms": measured[n.label].latency_ms, "input_size": n.spec.input.size,
@@ -264,6 +262,28 @@ def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], p
             "train_seconds": [n.runs[s].seconds for s in recipe.seeds]} for n in references],
         "reference_verdicts": [reference_verdict(measured[n.label], member_figures, validation) for n in references],
     }
+
+
+class _Timer:
+    """Latency of what ships: the file itself, timed here, or, for a study whose latencies come from a named
+    device, the same network timed on that device by its agent (weights do not change a float model's time)."""
+
+    def __init__(self, url: str, device: str | None, backend: str, threads: int) -> None:
+        self.url, self.device, self.backend, self.threads = url, device, backend, threads
+        if device is None:
+            self.protocol = f"median of the exported .tflite timed in LiteRT here, {threads} thread(s), batch 1"
+        else:
+            self.protocol = (f"median on device {device!r}, timed by its measurement agent ({backend}, "
+                             f"{threads} thread(s), batch 1)")
+
+    def latency_ms(self, path: Path, spec: NetworkSpec) -> float:
+        if self.device is None:
+            from archsearch.latency.measure import measure_tflite
+
+            return float(measure_tflite(path, threads=self.threads)["median_ms"])
+        from archsearch.latency import AgentMeasure
+
+        return AgentMeasure(self.url, self.device, self.backend, self.threads).remeasure(spec).median_ms
 
 
 def _unfilled(empty: list[float], all_records: list[Any], rungs: list[float],
