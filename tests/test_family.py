@@ -280,3 +280,40 @@ def test_family_bad_input(tmp_path):
                                 text=True, cwd=tmp_path, env=_env(tmp_path))
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_runner_aims_the_next_trial_at_the_lowest_empty_rung(ladder_dir, monkeypatch):
+    """With measured trials to estimate from, the planning step enqueues a draw for the lowest empty rung
+    (recorded as ``aimed_at_ms``), and records a rung no draw can reach, with the figures."""
+    from archsearch.cost import count_macs
+    from archsearch.space import load_space
+    from archsearch.study.record import LADDER_ATTR
+    from archsearch.study.run import StudyRunner
+
+    monkeypatch.chdir(ladder_dir)
+    monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(ladder_dir / "cache"))
+    space = load_space(str(ladder_dir / "plain_space.yaml")).with_overrides(classes=10)
+    smallest = space.spec_at({p.name: min(p.choices) for p in space.parameters})
+    largest = space.spec_at({p.name: max(p.choices) for p in space.parameters})
+    settings = StudyConfig(name="aim", space=str(ladder_dir / "plain_space.yaml"), dataset=str(ladder_dir / "tiny.npz"),
+                           budget_ms=[0.001, 1.0, 10.0], trials=5, epochs=1, references=False,
+                           storage=f"sqlite:///{ladder_dir / 'aim.db'}")
+    runner = StudyRunner(settings)
+    try:
+        # Two measured, untrained networks (latencies made up: 5 and 20 ms) give the estimate its scale
+        # and fill nothing: the 10 ms rung is empty and reachable, the 1 and 0.001 ms rungs unreachable.
+        for spec, latency in ((smallest, 5.0), (largest, 20.0)):
+            runner.study.add_trial(optuna.trial.create_trial(
+                values=[0.0, latency], constraints={"latency_budget": latency - 10.0},
+                user_attrs={"macs": count_macs(spec), "measured_latency_ms": latency, "trained": False,
+                            "spec_hash": f"h{latency}", "spec": {}, "status": "rejected_measured"}))
+        runner._plan_next_search_trial(None)
+        waiting = runner.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+        stored = dict(runner.study.user_attrs.get(LADDER_ATTR, {}))
+    finally:
+        runner.close()
+    assert len(waiting) == 1 and waiting[0].user_attrs["aimed_at_ms"] == 10.0
+    params = waiting[0].system_attrs["fixed_params"]
+    assert {p.name for p in space.parameters} == set(params)
+    assert "0.001" in stored and "none of 400 random networks" in stored["0.001"]
+    assert "1" in stored and "fastest estimated 5.00 ms" in stored["1"]  # nothing in the space is faster
