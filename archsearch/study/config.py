@@ -74,11 +74,9 @@ class StudyConfig(StrictModel):
             budgets = list(data["budget_ms"])
             if not budgets:
                 raise ValueError("budget_ms: give at least one budget")
-            try:
-                top = max(budgets)
-            except TypeError:
-                raise ValueError(f"budget_ms: every rung must be a number of milliseconds, got {budgets!r}") from None
-            data = {**data, "budget_ms": top, "ladder_ms": budgets if len(budgets) > 1 else None}
+            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in budgets):
+                raise ValueError(f"budget_ms: every rung must be a number of milliseconds, got {budgets!r}")
+            data = {**data, "budget_ms": max(budgets), "ladder_ms": budgets if len(budgets) > 1 else None}
         return data
 
     @field_validator("ladder_ms")

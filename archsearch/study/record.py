@@ -33,7 +33,7 @@ SURPLUS = "surplus: the study reached its trial count while this worker started 
 """``failure_reason`` of a trial a worker started as another worker's filled the count; it does not count."""
 
 FAMILY_ATTR = "archsearch:family"
-"""Study user attribute holding the last ``archsearch family`` result (``family.FamilyResult.as_dict()``)."""
+"""Study user attribute holding the last ``archsearch family`` result (what ``family.build_family`` returns)."""
 
 LADDER_ATTR = "archsearch:ladder_unreachable"
 """Study user attribute: rungs of the ladder no draw of the space was estimated to reach, with the figures."""
