@@ -98,7 +98,7 @@ def build_family(study_name: str, storage: str | None = None, output: str | Path
     threads = threads or int(config.get("threads", 1))
     timer = _Timer(url, config.get("device"), str(config.get("backend", "litert")), threads)
 
-    networks = _networks(picks, config, study_name)
+    networks = _networks(picks, config, study_name, say)
     store = RunStore(folder / ".runs")
     _train_all(networks, store, recipe, all_records, say)
     result = _ship_and_compare(study_name, folder, networks, picks, rungs, recipe, timer, say)
@@ -109,7 +109,7 @@ def build_family(study_name: str, storage: str | None = None, output: str | Path
     return result
 
 
-def _networks(picks: list[Pick], config: dict[str, Any], study_name: str) -> list[_Network]:
+def _networks(picks: list[Pick], config: dict[str, Any], study_name: str, say: Say) -> list[_Network]:
     """The distinct networks to train: each pick once (a network picked by several rungs is one), then the
     space's references."""
     from archsearch.references import load_reference
@@ -126,8 +126,9 @@ def _networks(picks: list[Pick], config: dict[str, Any], study_name: str) -> lis
     classes = parse_spec(picks[0].spec).classes
     try:
         references = load_space(str(config.get("space", "mobilenetv3"))).references
-    except ArchsearchError:
-        references = ()  # a space file that moved: the family goes on without baselines, and says so
+    except ArchsearchError as error:  # a space file that moved: the family goes on without baselines
+        say(f"no references to compare with: the study's space cannot be read here ({error})")
+        references = ()
     for name in references:
         networks.setdefault(f"reference:{name}", _Network(name, load_reference(name, classes=classes),
                                                          reference=name))
