@@ -190,7 +190,6 @@ def _train_images(recipe: FinalRecipe) -> int:
 
 def _estimate(todo: list[tuple[_Network, int]], speed: TrainingSpeed | None, recipe: FinalRecipe,
               images: int) -> float | None:
-
     if speed is None:
         return None
     return sum(speed.seconds(count_macs(n.spec), images, recipe.epochs) for n, _ in todo)
