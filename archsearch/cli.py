@@ -333,19 +333,9 @@ def _print_study(study: Any, storage_url: str) -> None:
 
 def _print_ladder(report: dict[str, Any]) -> None:
     """Each rung of a ladder study: the trained networks inside it, or why none is."""
-    if not report.get("ladder"):
-        return
-    from archsearch.study.ladder import Rung, RungState, unfilled_sentence
-
-    for rung in report["ladder"]:
-        if rung["filled"]:
-            floor = f"{rung['floor_ms']:g}-" if rung["floor_ms"] else "under "
-            console.print(f"rung {rung['budget_ms']:g} ms: filled ({floor}{rung['budget_ms']:g} ms) by trial(s) "
-                          f"{', '.join(map(str, rung['filled_by']))}")
-        else:
-            state = RungState(Rung(rung["budget_ms"], rung["floor_ms"]), [], [(n, None) for n in rung["aimed"]],
-                              rung["given_up"])
-            console.print(f"[bold yellow]{unfilled_sentence(state)}[/]", highlight=False)
+    for rung in report.get("ladder") or ():
+        console.print(rung["sentence"], style=None if rung["filled"] else "bold yellow", markup=False,
+                      highlight=False)
 
 
 def _print_family(family: dict[str, Any]) -> None:

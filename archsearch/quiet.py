@@ -1,4 +1,4 @@
-"""Keep TensorFlow's start-up lines out of the terminal: ``quiet_tensorflow_startup()``.
+"""Keep TensorFlow's start-up lines (and its retracing warning) out of the terminal: ``quiet_tensorflow_startup()``.
 
 ``import tensorflow`` (2.21, CPU wheel) writes these to file descriptor 2, twice per
 process: once when ``libtensorflow_framework.so.2`` loads and once when the profiler
@@ -23,6 +23,7 @@ import itself kills the process, what it wrote meanwhile is lost: rerun with
 from __future__ import annotations
 
 import importlib.abc
+import logging
 import os
 import re
 import sys
@@ -56,12 +57,27 @@ def quiet_tensorflow_startup() -> None:
     os.environ.update(quiet_tensorflow_env(os.environ))
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
         return
+    retracing = logging.getLogger("tensorflow")  # the logger TensorFlow's Python side writes to
+    if not any(isinstance(f, _ExpectedRetracing) for f in retracing.filters):
+        retracing.addFilter(_ExpectedRetracing())
     if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
 _XNNPACK_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 """What LiteRT's interpreter prints when it is created: the normal case, not news."""
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning.
+
+    A study trains a new network per trial, and an epoch's last batch is smaller than the
+    others: Keras' step function is traced again by design, and the warning (a paragraph
+    of advice on tf.function) says nothing a user of archsearch can act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def is_startup_noise(line: bytes) -> bool:

@@ -108,3 +108,15 @@ def test_the_latency_worker_writes_no_tensorflow_startup_lines(tmp_path, monkeyp
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "results.json").read_text())[0]["ok"]
     assert startup_lines(result.stdout + result.stderr) == [], result.stderr
+
+
+def test_the_expected_retracing_warning_is_dropped_and_other_warnings_kept():
+    result = python("""
+        from archsearch.quiet import quiet_tensorflow_startup
+        quiet_tensorflow_startup()
+        import tensorflow as tf
+        logger = tf.get_logger()
+        logger.warning("5 out of the last 13 calls to <function f> triggered tf.function retracing. Tracing is ...")
+        logger.warning("a warning worth reading")
+    """)
+    assert "retracing" not in result.stderr and "a warning worth reading" in result.stderr, result.stderr

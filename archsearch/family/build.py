@@ -100,8 +100,9 @@ def build_family(study_name: str, storage: str | None = None, output: str | Path
 
     networks = _networks(picks, config, study_name, say)
     store = RunStore(folder / ".runs")
-    _train_all(networks, store, recipe, all_records, say)
-    result = _ship_and_compare(study_name, folder, networks, picks, rungs, recipe, timer, say)
+    train_images, validation_images = _image_counts(recipe)
+    _train_all(networks, store, recipe, all_records, train_images, say)
+    result = _ship_and_compare(study_name, folder, networks, picks, rungs, recipe, validation_images, timer, say)
     result["unfilled"] = _unfilled(empty, all_records, rungs, study.user_attrs.get(LADDER_ATTR))
     with written_atomically(folder / "family.json", FamilyError) as temporary:
         temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -136,7 +137,7 @@ def _networks(picks: list[Pick], config: dict[str, Any], study_name: str, say: S
 
 
 def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, all_records: list[Any],
-               say: Say) -> None:
+               images: int, say: Say) -> None:
     """Every (network, seed) run, reusing finished ones; an estimate first, progress throughout."""
     from archsearch.data import load_dataset
 
@@ -153,11 +154,11 @@ def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, a
         say(f"all {reused} final trainings are done already (in {store.root}); shipping and measuring")
         return
     todo.sort(key=lambda item: (item[0].spec.input.size, count_macs(item[0].spec), item[1]))  # one data size at a time
-    images = _train_images(recipe)
     speed = speed_from_study(all_records, images)
     total = _estimate(todo, speed, recipe, images)
     say(f"{len(todo)} final trainings to run ({reused} reused from {store.root}): {recipe.summary()}; "
-        + (f"estimated {total / 60:.0f} min from {speed.source}" if speed and total else "no estimate yet"))
+        + (f"estimated {_duration(total)} from {speed.source}" if speed and total else
+           "no estimate yet (the study's proxy trainings had fewer than 2 epochs to time)"))
     finished: list[tuple[int, int, int, float]] = []
     data = None
     started = time.monotonic()
@@ -179,13 +180,19 @@ def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, a
         remaining = _estimate(left, speed_from_runs(finished), recipe, images)
         say(f"    done in {run.seconds:.0f} s: {run.tflite_accuracy:.4f} on the .tflite in LiteRT "
             f"({run.keras_accuracy:.4f} in Keras); {time.monotonic() - started:.0f} s so far"
-            + (f", about {remaining / 60:.0f} min left" if left and remaining else ""))
+            + (f", about {_duration(remaining)} left" if left and remaining else ""))
 
 
-def _train_images(recipe: FinalRecipe) -> int:
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def _image_counts(recipe: FinalRecipe) -> tuple[int, int]:
+    """(training, validation) images of the recipe's data."""
     from archsearch.data import load_dataset
 
-    return len(load_dataset(recipe.dataset, seed=recipe.data_seed).y_train)
+    data = load_dataset(recipe.dataset, seed=recipe.data_seed)
+    return len(data.y_train), len(data.y_val)
 
 
 def _estimate(todo: list[tuple[_Network, int]], speed: TrainingSpeed | None, recipe: FinalRecipe,
@@ -196,11 +203,11 @@ def _estimate(todo: list[tuple[_Network, int]], speed: TrainingSpeed | None, rec
 
 
 def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], picks: list[Pick],
-                      rungs: list[float], recipe: FinalRecipe, timer: _Timer, say: Say) -> dict[str, Any]:
+                      rungs: list[float], recipe: FinalRecipe, validation: int, timer: _Timer,
+                      say: Say) -> dict[str, Any]:
     """Write each rung's files (first seed's weights), measure their latency, compare with the references."""
     shipped_seed = recipe.seeds[0]
     measured: dict[str, Trained] = {}
-    latency: dict[str, float] = {}
     say(f"measuring the latency of {len(networks)} shipped networks: {timer.protocol}")
     for network in networks:
         run = network.runs[shipped_seed]
@@ -214,11 +221,9 @@ def _ship_and_compare(study_name: str, folder: Path, networks: list[_Network], p
             _copy(run.keras, target.with_suffix(".keras"))
             with written_atomically(target.with_suffix(".yaml"), FamilyError) as temporary:
                 temporary.write_text(spec_to_yaml(network.spec), encoding="utf-8")
-        latency[network.label] = timer.latency_ms(target, network.spec)
         measured[network.label] = Trained(network.reference or f"rung {rung_label(network.rungs[0])}",
-                                          latency[network.label],
+                                          timer.latency_ms(target, network.spec),
                                           tuple(network.runs[s].tflite_accuracy for s in recipe.seeds))
-    validation = _validation_images(recipe)
     references = [n for n in networks if n.reference is not None]
     reference_figures = [measured[n.label] for n in references]
     by_hash = {spec_hash(n.spec): n for n in networks if n.reference is None}
@@ -291,12 +296,6 @@ def _unfilled(empty: list[float], all_records: list[Any], rungs: list[float],
     states = {s.rung.budget_ms: s for s in ladder_state(all_records, rungs, unreachable)}
     return [{"rung_ms": rung, "reason": unfilled_sentence(states[rung]) if rung in states else
              f"no trained feasible search trial within {rung:g} ms"} for rung in empty]
-
-
-def _validation_images(recipe: FinalRecipe) -> int:
-    from archsearch.data import load_dataset
-
-    return len(load_dataset(recipe.dataset, seed=recipe.data_seed).y_val)
 
 
 def _write_card(path: Path, study_name: str, member: dict[str, Any], recipe: FinalRecipe, validation: int) -> None:

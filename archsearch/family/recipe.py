@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from archsearch.train import TrainConfig
@@ -30,8 +30,6 @@ class FinalRecipe:
     dataset: str = "digits-clutter"
     data_seed: int = 0
     """The seed the dataset was drawn or split with (the study's)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Anything else that changes the trained weights (recorded, part of the key)."""
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -87,7 +87,7 @@ class RunStore:
               on_epoch: EpochProgress | None = None) -> SeedRun:
         """Train ``spec`` at ``data``'s size (its deployment input) with one seed of ``recipe``; write the
         run's files; measure the ``.tflite`` on the validation set in LiteRT."""
-        from archsearch.compile import compile_model, load_weights_from_bytes
+        from archsearch.export import trained_model
         from archsearch.export_card import file_accuracy
         from archsearch.latency.backends import convert_to_tflite
         from archsearch.train import TrainingError, model_inputs, train_spec
@@ -104,8 +104,7 @@ class RunStore:
         if result.weights is None:
             raise TrainingError(f"{spec.name}: training ended without weights")
         shipped = deployment_training_spec(spec, data.classes, recipe)
-        model = compile_model(shipped)
-        load_weights_from_bytes(model, result.weights)
+        model = trained_model(shipped, result.weights)
         folder = self.folder(spec, recipe, seed)
         if folder.exists():  # an interrupted run's leftovers
             shutil.rmtree(folder)

@@ -18,7 +18,7 @@ from archsearch.spec import parse_spec, resolve, spec_to_yaml
 from archsearch.study import failures, hypervolume, pareto_front
 from archsearch.study.canary import canary_summary
 from archsearch.study.front import ReferenceVerdict, record_point, reference_verdicts
-from archsearch.study.ladder import ladder_state, unfilled_sentence
+from archsearch.study.ladder import ladder_state
 from archsearch.study.protocol import AccuracyProtocol
 from archsearch.study.record import FAMILY_ATTR, LADDER_ATTR, TrialRecord, recorded_config, records
 from archsearch.urls import shown_url
@@ -254,10 +254,8 @@ def _ladder(all_records: list[TrialRecord], budgets_ms: Any,
         return None
     rungs = []
     for state in ladder_state(all_records, [float(b) for b in budgets_ms], unreachable):
-        sentence = (unfilled_sentence(state) if not state.filled else
-                    f"rung {state.rung.budget_ms:g} ms filled by trial(s) {', '.join(map(str, state.filled_by))}")
         rungs.append(LadderRung(state.rung.budget_ms, state.rung.floor_ms, tuple(state.filled_by),
-                                tuple(n for n, _ in state.aimed), state.given_up, sentence))
+                                tuple(n for n, _ in state.aimed), state.given_up, state.sentence))
     return rungs
 
 

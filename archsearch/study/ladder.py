@@ -87,9 +87,19 @@ class RungState:
     def filled(self) -> bool:
         return bool(self.filled_by)
 
+    @property
+    def sentence(self) -> str:
+        """The rung in words: the trials that fill it, or why none does (``unfilled_sentence``)."""
+        if not self.filled:
+            return unfilled_sentence(self)
+        band = f"{self.rung.floor_ms:g}-" if self.rung.floor_ms else "under "
+        return (f"rung {self.rung.budget_ms:g} ms: filled ({band}{self.rung.budget_ms:g} ms) by trial(s) "
+                f"{', '.join(map(str, self.filled_by))}")
+
     def as_dict(self) -> dict[str, Any]:
         return {"budget_ms": self.rung.budget_ms, "floor_ms": self.rung.floor_ms, "filled": self.filled,
-                "filled_by": self.filled_by, "aimed": [n for n, _ in self.aimed], "given_up": self.given_up}
+                "filled_by": self.filled_by, "aimed": [n for n, _ in self.aimed], "given_up": self.given_up,
+                "sentence": self.sentence}
 
 
 def ladder_state(all_records: Sequence[TrialRecord], budgets_ms: Sequence[float],
@@ -199,11 +209,11 @@ class Ladder:
 
     def _draw_for(self, rung: Rung, estimate: Estimate) -> Aim | None:
         best: tuple[float, dict[str, Any], float] | None = None
-        fastest = math.inf
+        fastest, slowest = math.inf, 0.0
         for _ in range(self.draws):
             point = self.space.sample_point(self._random)
             estimated = estimate(self.space.spec_at(point))
-            fastest = min(fastest, estimated)
+            fastest, slowest = min(fastest, estimated), max(slowest, estimated)
             if not rung.floor_ms < estimated <= rung.budget_ms:
                 continue
             distance = abs(math.log(estimated / rung.aim_ms))
@@ -212,7 +222,7 @@ class Ladder:
         if best is None:
             self.unreachable[f"{rung.budget_ms:g}"] = (
                 f"none of {self.draws} random networks of the space was estimated inside it (fastest estimated "
-                f"{fastest:.2f} ms)")
+                f"{fastest:.2f} ms, slowest {slowest:.2f} ms)")
             return None
         return Aim(rung, best[1], best[2])
 
