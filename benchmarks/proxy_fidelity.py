@@ -17,9 +17,13 @@ quantiles), trains each twice per seed:
 * the **deployment** run: the same spec trained at its own input size with a longer
   recipe (``--deploy-epochs``), i.e. the network a user would ship.
 
-Reports Kendall's tau and Spearman's rho between the two rankings (seed means), the
-noise ceiling (the same statistics between seed 0 and seed 1 of each kind), the top-k
-overlap, and the spread of accuracies across networks next to the seed-to-seed spread.
+Reports Kendall's tau and Spearman's rho between the two rankings (seed means) with a
+bootstrap 90% interval over networks, the noise ceiling (the same statistics between seed
+0 and seed 1 of each kind; and the tau that seed noise leaves attainable: each side's
+reliability, the share of its across-network variance that is not seed noise, bounds
+the correlation a proxy can show by sqrt(reliability), the classical attenuation bound,
+turned into tau for normal scores), the top-k overlap, and the spread of accuracies
+across networks next to the seed-to-seed spread.
 Every run is written to the result file as soon as it ends and skipped when the script
 is started again, so a long benchmark can be resumed.
 """
@@ -109,10 +113,31 @@ def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -
         k = min(k, len(complete))
         return len(set(np.argsort(-p)[:k]) & set(np.argsort(-d)[:k])) / k
 
+    def reliability(values: dict[str, dict[int, float]], means: np.ndarray) -> float:
+        """The share of the variance of the seed means across networks that is not seed noise."""
+        per_seed = np.array([[values[h][s] for s in seeds] for h in complete])
+        noise_of_mean = float(np.mean(np.var(per_seed, axis=1, ddof=1))) / len(seeds)
+        return max(0.0, 1.0 - noise_of_mean / float(np.var(means, ddof=1)))
+
+    def tau_of_correlation(r: float) -> float:
+        # Kendall's tau of a bivariate normal pair with correlation r (Greiner's relation).
+        return float(2 / np.pi * np.arcsin(min(1.0, r)))
+
+    # Seed noise on either side caps the tau any proxy can show (attenuation): a proxy that
+    # ranks exactly as deployment training does in expectation would still score only
+    # tau_of_correlation(sqrt(reliability)) against two-seed means.
+    deploy_reliability, proxy_reliability = reliability(deploy, d), reliability(proxy, p)
+    rng = np.random.default_rng(0)
+    resampled = [kendalltau(p[i], d[i]).statistic
+                 for i in (rng.integers(0, len(complete), len(complete)) for _ in range(2000))]
     return {"networks_complete": len(complete),
             "kendall_tau": float(kendalltau(p, d).statistic), "spearman_rho": float(spearmanr(p, d).statistic),
+            "kendall_tau_90ci": [float(np.nanpercentile(resampled, 5)), float(np.nanpercentile(resampled, 95))],
             "top3_overlap": top_k(3), "top5_overlap": top_k(5),
             "proxy_seed_ceiling": ceiling(proxy), "deploy_seed_ceiling": ceiling(deploy),
+            "deploy_reliability": deploy_reliability, "proxy_reliability": proxy_reliability,
+            "tau_attainable_by_exact_proxy": tau_of_correlation(np.sqrt(deploy_reliability)),
+            "tau_attainable_with_this_proxy_noise": tau_of_correlation(np.sqrt(deploy_reliability * proxy_reliability)),
             "proxy_spread": float(p.max() - p.min()), "deploy_spread": float(d.max() - d.min())}
 
 
