@@ -223,7 +223,7 @@ def run(
                          "measures every latency, nothing is timed here.")] = None,
     warm_start: Annotated[Optional[bool], typer.Option(
         "--warm-start/--no-warm-start", help="Begin from the space's references' configurations (projected onto "
-                                             "the space) instead of random points (default off).")] = None,
+                                             "the space) instead of random points (default on).")] = None,
     config: Annotated[Optional[str], typer.Option("--config",
                                                   help="A study written down as YAML (flags override it).")] = None,
 ) -> None:

@@ -162,3 +162,23 @@ def test_stages_are_matched_by_channels_not_position():
     assert [large.params[f"stages[{i}].blocks[0].kernel"] for i in range(1, 6)] == [3, 5, 3, 3, 5]
     assert [large.params[f"stages[{i}].blocks[0].se_ratio"] for i in range(1, 6)] == [0.0, 0.25, 0.0, 0.25, 0.25]
     assert large.params["input.size"] == 224 and large.params["width_multiplier"] == 1.0
+
+
+def test_warm_start_is_the_default_and_a_resume_may_differ_from_how_the_study_began(in_workdir):
+    """On by default (the benchmark said it helps). It only decides how a study begins, so a cold
+    study resumed without the flag goes on (not refused), and gets no projections mid-way; a study
+    recorded with ``warm_start`` by the version that compared it resumes too."""
+    from archsearch.study.record import CONFIG_ATTR
+
+    assert StudyConfig(budget_ms=20).warm_start is True
+    cold = run_study(config(in_workdir, "began-cold", warm_start=False, trials=1))
+    assert "warm_start" not in search_trials(cold)[0].user_attrs
+    settings = config(in_workdir, "began-cold", trials=2).model_dump()
+    del settings["warm_start"]  # the default, as `archsearch run` without the flag
+    resumed = run_study(StudyConfig(**settings))
+    assert len(search_trials(resumed)) == 2
+    assert all("warm_start" not in t.user_attrs for t in search_trials(resumed))
+
+    older = run_study(config(in_workdir, "recorded-warm-start", warm_start=False, trials=1))
+    older.set_user_attr(CONFIG_ATTR, {**older.user_attrs[CONFIG_ATTR], "warm_start": False})
+    assert len(search_trials(run_study(config(in_workdir, "recorded-warm-start", trials=2)))) == 2

@@ -13,11 +13,13 @@ from archsearch.spec import StrictModel, format_validation_error, read_document
 from archsearch.train import TrainConfig, scaled_train_size
 
 # Fields that may differ when a study is resumed: how long to go on, and where it lives.
-RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage", "keep_weights", "artifacts"})
+RESUMABLE_CHANGES = frozenset({"trials", "timeout_minutes", "storage", "keep_weights", "artifacts", "warm_start"})
 # (``keep_weights`` is a retention policy, not part of what is measured; ``artifacts`` is checked
-# against the location the study recorded, by ``study.artifacts``, with its own message.)
+# against the location the study recorded, by ``study.artifacts``, with its own message;
+# ``warm_start`` only decides how a study begins: its points are enqueued before the first
+# search trial, never later, and each warm-started trial says so itself.)
 # What a setting meant in studies recorded before it existed.
-LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None, "device": None, "ladder_ms": None, "warm_start": False}
+LEGACY_SETTINGS: dict[str, Any] = {"train_scale": None, "device": None, "ladder_ms": None}
 # (``dataset`` was always recorded: studies made when the default was ``digits`` say so.)
 
 
@@ -62,9 +64,10 @@ class StudyConfig(StrictModel):
     """Trained weights to keep: front members only (a dominated trial never returns), or every trained one."""
     artifacts: str | None = None
     """Where trained weights go: a folder or ``s3://bucket/prefix`` (default: beside a SQLite study)."""
-    warm_start: bool = False
+    warm_start: bool = True
     """Begin the search from the space's references (their configurations, projected onto the space,
-    enqueued as the first search trials). Off by default: see the README's warm-start benchmark."""
+    enqueued as the first search trials). On by default since the warm-start benchmark measured a
+    larger hypervolume after 12 trials on each of three seeds (README)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -28,7 +28,7 @@ from archsearch.references import load_reference
 from archsearch.space import SearchSpace, load_space
 from archsearch.study.canary import Canary
 from archsearch.study.claims import WorkClaims, reference_piece
-from archsearch.study.config import LEGACY_SETTINGS, StudyConfig
+from archsearch.study.config import LEGACY_SETTINGS, RESUMABLE_CHANGES, StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving
 from archsearch.study.front import pareto_front
 from archsearch.study.ladder import Estimate, Ladder, mac_power_law
@@ -140,7 +140,9 @@ def open_study(config: StudyConfig, storage: optuna.storages.BaseStorage, shared
     if recorded is None:
         study.set_user_attr(CONFIG_ATTR, identity)
         recorded = identity
-    recorded = {**LEGACY_SETTINGS, **recorded}  # what settings added since meant before they existed
+    # What settings added since meant before they existed; and none that may change on a resume
+    # (studies recorded some of those before they could).
+    recorded = {k: v for k, v in {**LEGACY_SETTINGS, **recorded}.items() if k not in RESUMABLE_CHANGES}
     if recorded != identity:
         changed = sorted(k for k in identity.keys() | recorded.keys() if identity.get(k) != recorded.get(k))
         first = changed[0]
