@@ -230,6 +230,7 @@ def run(
     """Search a space under a measured latency budget (or a ladder of budgets); store every trial; print the front."""
     from archsearch.study import StudyRunner, load_study_config, parse_budget_ms
 
+    _quiet_optuna()  # before the runner opens the study: Optuna logs its creation
     settings = load_study_config(
         config, budget_ms=None if budget_ms is None else parse_budget_ms(budget_ms), space=space, name=study,
         trials=trials, timeout_minutes=timeout, dataset=dataset, train_scale=train_scale, train_size=train_size,
@@ -247,6 +248,7 @@ def worker(
     """Join an existing study as one more worker, with the settings the study recorded."""
     from archsearch.study import StudyRunner, join_config
 
+    _quiet_optuna()
     _run_study(StudyRunner(join_config(study, storage, timeout)))
 
 
