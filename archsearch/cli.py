@@ -253,11 +253,12 @@ def worker(
 
 
 def _run_study(runner: Any) -> None:
-    """Print what the study is, run it with a progress line, then print its front."""
+    """Print what the study is, run it with a progress line, then print its front.
+
+    The caller quiets Optuna (``_quiet_optuna``) before making ``runner``, which opens the study."""
     from archsearch.report import write_dashboard
     from archsearch.study import study_trial_count
 
-    _quiet_optuna()
     settings = runner.config
     total = study_trial_count(runner.study)
     console.print(f"study {settings.name}: {runner.dataset.describe()}; space {settings.space} "

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import optuna
 from results_file import write_results  # benchmarks/ is the script folder: on sys.path
 
 from archsearch.study import StudyConfig, hypervolume, run_study, search_points, search_trials
@@ -192,13 +191,6 @@ def main() -> None:
     out = Path(args.out)
     if args.summary_only:
         stored = json.loads(out.read_text())
-        for row in stored["runs"]:  # rows written before the front's hypervolume was recorded
-            if "hypervolume_with_references" not in row:
-                # The stored URL has its temporary folder masked (results_file): rebuild it.
-                settings = argparse.Namespace(**{**stored["settings"], "workdir": args.workdir})
-                study = optuna.load_study(study_name=row["study"],
-                                          storage=study_config(row["arm"], row["seed"], settings).storage)
-                row["hypervolume_with_references"] = front_hypervolume(study, stored["settings"]["budget_ms"])
         summary = summarise(stored["runs"], stored["settings"]["seeds"])
         write_results(out, {**stored, "summary": summary})
         print_summary(summary)
