@@ -1,6 +1,7 @@
 """Does the proxy rank networks as deployment-resolution training would? (proxy fidelity)
 
     python benchmarks/proxy_fidelity.py [--dataset digits] [--networks 12] [--seeds 0 1] [--deploy-epochs 10]
+                                        [--deploy-recipe 'batch_size=32;learning_rate=0.001'] [--only HASH ...]
                                         [--proxies 0.25 32px '0.25;batch_size=32'] [--no-deploy]
                                         [--deploy-from RESULT.json] [--out RESULT.json] [--summary-only]
 
@@ -62,14 +63,18 @@ def training_size(input_size: int, proxy: str) -> int:
     return int(rule[:-2]) if rule.endswith("px") else scaled_train_size(input_size, float(rule))
 
 
+def recipe(overrides: list[str], epochs: int, seed: int) -> TrainConfig:
+    """The study's recipe at ``epochs`` and ``seed``, with ``field=value`` overrides (``batch_size=32``)."""
+    fields: dict[str, Any] = {"epochs": epochs, "seed": seed}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        fields[key] = type(getattr(TrainConfig, key))(value)
+    return TrainConfig(**fields)
+
+
 def proxy_recipe(proxy: str, epochs: int, seed: int) -> TrainConfig:
     """The recipe of a proxy label: the study's, with any ``;field=value`` overrides (``0.25;batch_size=32``)."""
-    overrides: dict[str, Any] = {"epochs": epochs, "seed": seed}
-    for item in proxy.split(";")[1:]:
-        key, value = item.split("=", 1)
-        kind = type(getattr(TrainConfig, key))
-        overrides[key] = kind(value)
-    return TrainConfig(**overrides)
+    return recipe(proxy.split(";")[1:], epochs, seed)
 
 
 def statistics(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
@@ -79,7 +84,20 @@ def statistics(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
     for row in rows:
         minutes[row["kind"]] = minutes.get(row["kind"], 0.0) + row["seconds"] / 60
     return {**{proxy: proxy_statistics(rows, seeds, proxy) for proxy in proxies},
+            "deploy_seed_noise": seed_noise(rows, seeds),
             "training_minutes": {kind: round(value, 1) for kind, value in minutes.items()}}
+
+
+def seed_noise(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Each network's deployment accuracy per seed and the rms seed-to-seed difference (any number of networks)."""
+    accuracies: dict[str, dict[int, float]] = {}
+    for row in rows:
+        if row["kind"] == "deploy":
+            accuracies.setdefault(row["name"], {})[row["seed"]] = row["accuracy"]
+    pairs = [values for values in accuracies.values() if all(s in values for s in seeds[:2])]
+    differences = [values[seeds[0]] - values[seeds[1]] for values in pairs] if len(seeds) > 1 else []
+    return {"networks": {name: [values.get(s) for s in seeds] for name, values in accuracies.items()},
+            "rms_seed_difference": float(np.sqrt(np.mean(np.square(differences)))) if differences else None}
 
 
 def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -> dict[str, Any]:
@@ -155,6 +173,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="proxy epochs (the study's)")
     parser.add_argument("--deploy-epochs", type=int, default=10)
+    parser.add_argument("--deploy-recipe", default="",
+                        help="overrides of the deployment recipe, e.g. 'batch_size=32;learning_rate=0.001' (a "
+                             "steadier target is measured in its own --out file)")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="train only the networks whose spec hash starts with one of these (e.g. to measure "
+                             "a deployment recipe's seed noise on a few networks)")
     parser.add_argument("--proxies", nargs="+", default=["0.25", "32px"],
                         help="proxy rules to compare: a scale of the input size, or a fixed size like 32px, "
                              "optionally with recipe overrides: '0.25;batch_size=32;epochs=8'")
@@ -184,6 +208,11 @@ def main() -> None:
     done = {(r["hash"], r["kind"], r["seed"]) for r in rows}
     dataset = load_dataset(args.dataset)
     networks = choose_networks(args.networks, dataset.classes, args.max_macs, seed=0)
+    if args.only:
+        networks = [spec for spec in networks if spec_hash(spec).startswith(tuple(args.only))]
+        if not networks:
+            raise SystemExit(f"--only {' '.join(args.only)}: no chosen network's hash starts with that")
+    deploy_overrides = [item for item in args.deploy_recipe.split(";") if item]
     # Cheap runs first, so a partial result already ranks every network by its proxy.
     plan = [(spec, f"proxy {proxy}", seed) for proxy in args.proxies for spec in networks for seed in args.seeds]
     # Deployment runs seed by seed (every network's first seed ranks them all early), grouped
@@ -208,10 +237,12 @@ def main() -> None:
                 deploy_data = load_dataset(args.dataset, size=size)
             data = deploy_data
         started = time.perf_counter()
-        recipe = proxy_recipe(kind.split(maxsplit=1)[1], epochs, seed) if proxy else TrainConfig(epochs=epochs, seed=seed)
-        result = train_spec(spec, data, recipe)
+        config = (proxy_recipe(kind.split(maxsplit=1)[1], epochs, seed) if proxy
+                  else recipe(deploy_overrides, epochs, seed))
+        result = train_spec(spec, data, config)
         rows.append({"hash": digest, "name": spec.name, "kind": kind, "seed": seed, "train_size": size,
-                     "input_size": spec.input.size, "epochs": epochs, "macs": count_macs(spec),
+                     "input_size": spec.input.size, "epochs": config.epochs, "batch_size": config.batch_size,
+                     "learning_rate": config.learning_rate, "macs": count_macs(spec),
                      "accuracy": result.accuracy, "seconds": time.perf_counter() - started,
                      "spec": spec_to_dict(spec)})
         print(f"{kind:12s} seed {seed} {spec.name:24s} {size:3d}px {rows[-1]['accuracy']:.4f} "
