@@ -179,9 +179,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None,
                         help="train only the networks whose spec hash starts with one of these (e.g. to measure "
                              "a deployment recipe's seed noise on a few networks)")
-    parser.add_argument("--proxies", nargs="+", default=["0.25", "32px"],
+    parser.add_argument("--proxies", nargs="*", default=["0.25", "32px"],
                         help="proxy rules to compare: a scale of the input size, or a fixed size like 32px, "
-                             "optionally with recipe overrides: '0.25;batch_size=32;epochs=8'")
+                             "optionally with recipe overrides: '0.25;batch_size=32;epochs=8' (none: deployment runs only)")
     parser.add_argument("--deploy", action=argparse.BooleanOptionalAction, default=True,
                         help="train the deployment runs too (--no-deploy: only the proxies, e.g. a new proxy "
                              "against deployment runs already stored)")
