@@ -282,38 +282,78 @@ def test_family_bad_input(tmp_path):
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
-def test_the_runner_aims_the_next_trial_at_the_lowest_empty_rung(ladder_dir, monkeypatch):
-    """With measured trials to estimate from, the planning step enqueues a draw for the lowest empty rung
-    (recorded as ``aimed_at_ms``), and records a rung no draw can reach, with the figures."""
+def test_the_runner_measures_draws_and_aims_the_next_trial_at_an_empty_rung(ladder_dir, monkeypatch):
+    """With measured trials to estimate from, the planning step measures the draws nearest the lowest empty
+    rung's aim until one lands in an empty rung, enqueues it (``aimed_at_ms``) with its measurement in the
+    latency cache, and records a rung no draw can reach, with the figures."""
     from archsearch.cost import count_macs
+    from archsearch.latency import measure_latency
     from archsearch.space import load_space
+    from archsearch.study.ladder import rungs
     from archsearch.study.record import LADDER_ATTR
     from archsearch.study.run import StudyRunner
 
     monkeypatch.chdir(ladder_dir)
     monkeypatch.setenv("ARCHSEARCH_CACHE_DIR", str(ladder_dir / "cache"))
+    storage = f"sqlite:///{ladder_dir / 'aim.db'}"
     space = load_space(str(ladder_dir / "plain_space.yaml")).with_overrides(classes=10)
     smallest = space.spec_at({p.name: min(p.choices) for p in space.parameters})
     largest = space.spec_at({p.name: max(p.choices) for p in space.parameters})
+    fastest, slowest = (measure_latency(spec, storage=storage).median_ms for spec in (smallest, largest))
+    ladder = [round(fastest * 0.2, 4), round((fastest * slowest) ** 0.5, 4), round(slowest * 2, 4)]
     settings = StudyConfig(name="aim", space=str(ladder_dir / "plain_space.yaml"), dataset=str(ladder_dir / "tiny.npz"),
-                           budget_ms=[0.001, 1.0, 10.0], trials=5, epochs=1, references=False,
-                           storage=f"sqlite:///{ladder_dir / 'aim.db'}")
+                           budget_ms=ladder, trials=5, epochs=1, references=False, storage=storage)
     runner = StudyRunner(settings)
     try:
-        # Two measured, untrained networks (latencies made up: 5 and 20 ms) give the estimate its scale
-        # and fill nothing: the 10 ms rung is empty and reachable, the 1 and 0.001 ms rungs unreachable.
-        for spec, latency in ((smallest, 5.0), (largest, 20.0)):
+        # The two extremes, measured and untrained, give the estimate its scale and fill nothing.
+        for spec, latency in ((smallest, fastest), (largest, slowest)):
             runner.study.add_trial(optuna.trial.create_trial(
-                values=[0.0, latency], constraints={"latency_budget": latency - 10.0},
+                values=[0.0, latency], constraints={"latency_budget": latency - ladder[-1]},
                 user_attrs={"macs": count_macs(spec), "measured_latency_ms": latency, "trained": False,
                             "spec_hash": f"h{latency}", "spec": {}, "status": "rejected_measured"}))
         runner._plan_next_search_trial(None)
         waiting = runner.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
         stored = dict(runner.study.user_attrs.get(LADDER_ATTR, {}))
+        measured_draws = list(runner.ladder.measured) if runner.ladder else []
     finally:
         runner.close()
-    assert len(waiting) == 1 and waiting[0].user_attrs["aimed_at_ms"] == 10.0
+    assert f"{ladder[0]:g}" in stored and "none of 400 random networks" in stored[f"{ladder[0]:g}"]
+    assert len(waiting) == 1 and waiting[0].user_attrs["aimed_at_ms"] in ladder[1:]
     params = waiting[0].system_attrs["fixed_params"]
     assert {p.name for p in space.parameters} == set(params)
-    assert "0.001" in stored and "none of 400 random networks" in stored["0.001"]
-    assert "1" in stored and "fastest estimated 5.00 ms" in stored["1"]  # nothing in the space is faster
+    target = next(r for r in rungs(ladder) if r.budget_ms == waiting[0].user_attrs["aimed_at_ms"])
+    cached = measure_latency(space.spec_at(params), storage=storage)
+    assert cached.cached and target.holds(cached.median_ms), (cached.median_ms, target)
+    assert measured_draws and measured_draws[-1][1] == cached.median_ms
+
+
+def test_the_ladder_measures_until_a_draw_lands_and_gives_up_with_the_figures():
+    """An estimate that is 3x optimistic for wide networks: the ladder measures the draws the estimate
+    chose until one lands, and gives a rung up after MAX_AIMED_TRIALS rounds of misses, naming them."""
+    from archsearch.cost import count_macs
+    from archsearch.space import load_space
+    from archsearch.study.ladder import AIM_MEASUREMENTS, MAX_AIMED_TRIALS, Ladder
+
+    space = load_space("mobilenetv3").with_overrides(classes=10)
+    estimate = lambda spec: count_macs(spec) / 50e6  # noqa: E731 - 1 ms per 50 MMACs
+    # The "device": networks at inputs above 192 are three times slower than their MACs say.
+    device = lambda spec: estimate(spec) * (3.0 if spec.input.size > 192 else 1.0)  # noqa: E731
+    calls: list[float] = []
+
+    def measure(spec):
+        calls.append(device(spec))
+        return calls[-1]
+
+    ladder = Ladder(space, [2.0, 4.0, 8.0], seed=0)
+    aim = ladder.next_aim([], estimate, measure)
+    assert aim is not None and aim.measured_ms is not None and aim.rung.holds(aim.measured_ms)
+    assert aim.measured_ms == calls[-1] and len(calls) <= AIM_MEASUREMENTS  # measured until one landed
+    assert aim.measured_ms == pytest.approx(device(space.spec_at(aim.params)))
+    assert ladder.measured[-1][1] == aim.measured_ms and len(ladder.measured) == len(calls)
+
+    never = Ladder(space, [2.0, 8.0], seed=0)
+    for _ in range(MAX_AIMED_TRIALS):
+        assert never.next_aim([], estimate, lambda spec: 100.0) is None  # nothing ever lands
+    assert "2" in never.unreachable and "8" in never.unreachable
+    assert f"{MAX_AIMED_TRIALS * AIM_MEASUREMENTS} networks estimated nearest to it were measured, none inside it " \
+           "(100.00-100.00 ms)" in never.unreachable["2"]

@@ -24,8 +24,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from archsearch.data import Dataset, load_dataset
+from archsearch.errors import ArchsearchError
 from archsearch.references import load_reference
 from archsearch.space import SearchSpace, load_space
+from archsearch.spec import NetworkSpec
 from archsearch.study.canary import Canary
 from archsearch.study.claims import WorkClaims, reference_piece
 from archsearch.study.config import LEGACY_SETTINGS, RESUMABLE_CHANGES, StudyConfig
@@ -281,6 +283,7 @@ class StudyRunner:
         self.claims = WorkClaims(self.url, config.name)
         started = len(self.study.get_trials(deepcopy=False))  # a resumed ladder does not replay its draws
         self.ladder = Ladder(self.space, config.ladder_ms, seed=config.seed + started) if config.ladder_ms else None
+        self.measure = measure
         self.evaluator = TrialEvaluator(config, self.study, self.dataset, screen, measure,
                                         TrialWeightStore.for_config(self.study, self.url, config), halving,
                                         self.claims,
@@ -376,13 +379,21 @@ class StudyRunner:
             return
         if self.ladder is None:
             return
-        aim = self.ladder.next_aim(all_records, self._latency_estimate(all_records))
+        aim = self.ladder.next_aim(all_records, self._latency_estimate(all_records), self._measure_for_aim)
         if self.ladder.unreachable != self.study.user_attrs.get(LADDER_ATTR, {}):
             self.study.set_user_attr(LADDER_ATTR, dict(self.ladder.unreachable))  # why a rung was given up
         if aim is not None:
             self.study.enqueue_trial(aim.params, user_attrs={"aimed_at_ms": aim.rung.budget_ms})
+            measured = f", measured {aim.measured_ms:.2f} ms" if aim.measured_ms is not None else ""
             self.notify(f"ladder: next trial aimed at the empty {aim.rung.budget_ms:g} ms rung "
-                        f"(a network estimated at {aim.estimated_ms:.2f} ms)")
+                        f"(a network estimated at {aim.estimated_ms:.2f} ms{measured})")
+
+    def _measure_for_aim(self, spec: NetworkSpec) -> float | None:
+        """A ladder draw measured as its trial would be (cached: the trial finds it); ``None`` if it cannot be."""
+        try:
+            return self.measure(spec).median_ms
+        except ArchsearchError:  # a draw the backend cannot run is one the ladder does not aim at
+            return None
 
     def _latency_estimate(self, all_records: list[TrialRecord]) -> Estimate | None:
         """Latency without measuring, for the ladder's draws: the device profile (calibrated to this host),
@@ -391,7 +402,8 @@ class StudyRunner:
         if isinstance(screen, ProfileScreen):
             return lambda spec: screen.profile.predict(spec) * screen.scale
         return mac_power_law([(r.macs, r.measured_latency_ms) for r in all_records
-                              if r.macs and r.measured_latency_ms is not None])
+                              if r.macs and r.measured_latency_ms is not None]
+                             + (self.ladder.measured if self.ladder else []))
 
     def _wait_for_database(self, error: Exception, lost_since: float | None) -> float:
         """The database went away: say so, wait with growing pauses, give up after ``database_patience_minutes``."""
