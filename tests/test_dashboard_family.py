@@ -192,7 +192,7 @@ def test_dashboard_page_shows_the_family(ladder_study, storage, tmp_path):
     page = write_dashboard([ladder_study], storage=storage, output=tmp_path / "ladder.html").read_text()
     assert "<h2>Budget ladder</h2>" in page and "id='ladder-table'" in page
     assert "2, 5, 10, 20 ms (ladder)" in page
-    assert "3 trials aimed at it did not land in it" in page
+    assert "3 trials aimed at it did not fill it" in page
     assert "<h2>Family: accuracy after final training vs latency</h2>" in page
     assert "id='family-0'" in page or 'id="family-0"' in page
     assert "rung 2 ms: not filled" in page  # on the plots (figure JSON)

@@ -119,6 +119,7 @@ def ladder_state(all_records: Sequence[TrialRecord], budgets_ms: Sequence[float]
     with the figures, as the runner recorded them (``LADDER_ATTR``).
     """
     states = [RungState(r) for r in rungs(budgets_ms)]
+    outcomes: dict[int, str] = {}
     for record in all_records:
         latency = record.measured_latency_ms if record.measured_latency_ms is not None else record.screen_latency_ms
         for state in states:
@@ -127,11 +128,12 @@ def ladder_state(all_records: Sequence[TrialRecord], budgets_ms: Sequence[float]
             if (record.aimed_at_ms is not None and math.isclose(record.aimed_at_ms, state.rung.budget_ms)
                     and record.state.is_finished() and not record.interrupted):
                 state.aimed.append((record.number, latency))
+                outcomes[record.number] = (record.status or record.state.name.lower()).replace("_", " ")
     for state in states:
         if not state.filled and len(state.aimed) >= MAX_AIMED_TRIALS:
-            shown = ", ".join(f"trial {n}: {lat:.2f} ms" if lat is not None else f"trial {n}: failed"
+            shown = ", ".join(f"trial {n}: {lat:.2f} ms, {outcomes[n]}" if lat is not None else f"trial {n}: failed"
                               for n, lat in state.aimed)
-            state.given_up = f"{len(state.aimed)} trials aimed at it did not land in it ({shown})"
+            state.given_up = f"{len(state.aimed)} trials aimed at it did not fill it ({shown})"
         elif not state.filled and unreachable and f"{state.rung.budget_ms:g}" in unreachable:
             state.given_up = unreachable[f"{state.rung.budget_ms:g}"]
     return states
@@ -150,7 +152,7 @@ def unfilled_sentence(state: RungState) -> str:
     band = (f"({state.rung.floor_ms:g}, {state.rung.budget_ms:g}] ms" if state.rung.floor_ms
             else f"under {state.rung.budget_ms:g} ms")
     reason = state.given_up or ("no trial aimed at it yet" if not state.aimed else
-                                f"{len(state.aimed)} aimed trial(s) so far, none landed in it")
+                                f"{len(state.aimed)} aimed trial(s) so far, none filled it")
     return f"rung {state.rung.budget_ms:g} ms not filled: no trained feasible network {band}; {reason}"
 
 
