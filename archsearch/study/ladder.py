@@ -13,9 +13,9 @@ lands inside the rung's band (or inside another empty rung's); that one is enque
 Once every rung is filled the sampler proposes freely again.
 
 Why measure before enqueueing: at equal MACs, latency differs by up to 6x in the
-``mobilenetv3`` space here (a four-rung ladder's benchmark: three draws estimated at
-1.5 ms by MACs measured 4.6-10 ms, and the rung was given up), so an estimate alone
-spends search trials on misses. A measurement costs a few seconds and no trial.
+``mobilenetv3`` space here (a four-rung ladder's benchmark: the three draws a MAC power
+law put nearest 1.5 ms measured 4.6-10 ms, and the rung was given up), so an estimate
+alone spends search trials on misses. A measurement costs a few seconds and no trial.
 
 Why this and not a sampler that knows the ladder: multivariate TPE under a budget
 learns where accuracy is high, and accuracy grows with size, so it spends its trials
@@ -209,6 +209,8 @@ class Ladder:
         self.measured: list[tuple[int, float]] = []
         """(MACs, ms) of every draw measured for an aim: more points for the runner's estimate."""
         self._misses: dict[str, list[float]] = {}
+        self._tried: set[str] = set()
+        """Draws already measured for an aim (``repr`` of their point): a later round measures new ones."""
         self._rounds: dict[str, int] = {}
 
     def state(self, all_records: Sequence[TrialRecord]) -> list[RungState]:
@@ -233,15 +235,17 @@ class Ladder:
 
     def _draw_for(self, rung: Rung, estimate: Estimate, measure: Measure | None, empty: list[Rung]) -> Aim | None:
         drawn: list[tuple[float, dict[str, Any], float]] = []
-        fastest, slowest = math.inf, 0.0
+        fastest, slowest, inside = math.inf, 0.0, False
         for _ in range(self.draws):
             point = self.space.sample_point(self._random)
             estimated = estimate(self.space.spec_at(point))
             fastest, slowest = min(fastest, estimated), max(slowest, estimated)
-            if rung.floor_ms < estimated <= rung.budget_ms and all(point != p for _, p, _ in drawn):
-                drawn.append((abs(math.log(estimated / rung.aim_ms)), point, estimated))
+            if rung.floor_ms < estimated <= rung.budget_ms:
+                inside = True
+                if repr(point) not in self._tried and all(point != p for _, p, _ in drawn):
+                    drawn.append((abs(math.log(estimated / rung.aim_ms)), point, estimated))
         key = f"{rung.budget_ms:g}"
-        if not drawn:
+        if not inside:
             self.unreachable[key] = (
                 f"none of {self.draws} random networks of the space was estimated inside it (fastest estimated "
                 f"{fastest:.2f} ms, slowest {slowest:.2f} ms)")
@@ -250,7 +254,8 @@ class Ladder:
         if measure is None:
             return Aim(rung, drawn[0][1], drawn[0][2])
         misses = self._misses.setdefault(key, [])
-        for _, point, estimated in drawn[:AIM_MEASUREMENTS]:
+        for _, point, estimated in drawn[:AIM_MEASUREMENTS]:  # none left untried: the round is a miss
+            self._tried.add(repr(point))
             spec = self.space.spec_at(point)
             measured = measure(spec)
             if measured is None:
@@ -261,7 +266,7 @@ class Ladder:
                 return Aim(landed, point, estimated, measured)
             misses.append(measured)
         self._rounds[key] = self._rounds.get(key, 0) + 1
-        if self._rounds[key] >= MAX_AIMED_TRIALS:
+        if self._rounds[key] >= MAX_AIMED_TRIALS or not drawn:
             figures = f" ({min(misses):.2f}-{max(misses):.2f} ms)" if misses else " (none could be measured)"
             self.unreachable[key] = (f"{len(misses)} networks estimated nearest to it were measured, none "
                                      f"inside it{figures}")
