@@ -205,6 +205,9 @@ def main() -> None:
     previous = json.loads(out.read_text()) if out.is_file() else {}
     rows: list[dict[str, Any]] = previous.get("runs", []) if previous.get("settings", {}).get(
         "dataset") == args.dataset else []
+    stored_recipe = previous.get("settings", {}).get("deploy_recipe", "")
+    if rows and args.deploy and stored_recipe != args.deploy_recipe:  # resuming would mix two targets
+        raise SystemExit(f"{out} holds deployment runs with --deploy-recipe {stored_recipe!r}: give another --out")
     done = {(r["hash"], r["kind"], r["seed"]) for r in rows}
     dataset = load_dataset(args.dataset)
     networks = choose_networks(args.networks, dataset.classes, args.max_macs, seed=0)
