@@ -234,7 +234,7 @@ class Ladder:
         return None
 
     def _draw_for(self, rung: Rung, estimate: Estimate, measure: Measure | None, empty: list[Rung]) -> Aim | None:
-        drawn: list[tuple[float, dict[str, Any], float]] = []
+        drawn: dict[str, tuple[float, dict[str, Any], float]] = {}  # by repr(point): each point once
         fastest, slowest, inside = math.inf, 0.0, False
         for _ in range(self.draws):
             point = self.space.sample_point(self._random)
@@ -242,19 +242,19 @@ class Ladder:
             fastest, slowest = min(fastest, estimated), max(slowest, estimated)
             if rung.floor_ms < estimated <= rung.budget_ms:
                 inside = True
-                if repr(point) not in self._tried and all(point != p for _, p, _ in drawn):
-                    drawn.append((abs(math.log(estimated / rung.aim_ms)), point, estimated))
+                if repr(point) not in self._tried:
+                    drawn[repr(point)] = (abs(math.log(estimated / rung.aim_ms)), point, estimated)
         key = f"{rung.budget_ms:g}"
         if not inside:
             self.unreachable[key] = (
                 f"none of {self.draws} random networks of the space was estimated inside it (fastest estimated "
                 f"{fastest:.2f} ms, slowest {slowest:.2f} ms)")
             return None
-        drawn.sort(key=lambda item: item[0])
+        nearest = sorted(drawn.values(), key=lambda item: item[0])
         if measure is None:
-            return Aim(rung, drawn[0][1], drawn[0][2])
+            return Aim(rung, nearest[0][1], nearest[0][2])
         misses = self._misses.setdefault(key, [])
-        for _, point, estimated in drawn[:AIM_MEASUREMENTS]:  # none left untried: the round is a miss
+        for _, point, estimated in nearest[:AIM_MEASUREMENTS]:  # none left untried: the round is a miss
             self._tried.add(repr(point))
             spec = self.space.spec_at(point)
             measured = measure(spec)
