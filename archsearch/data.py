@@ -86,13 +86,27 @@ class Dataset:
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of an (N, H, W, C) batch to (N, size, size, C)."""
-    from scipy.ndimage import zoom
+    """Bilinear resize of an (N, H, W, C) batch to (N, size, size, C).
 
+    The values of ``scipy.ndimage.zoom(order=1, grid_mode=True, mode="nearest")``, computed
+    as two small matrix products: linear interpolation is separable, so zooming an identity
+    matrix gives each axis' weights. Zooming the batch directly took 37 s for digits-clutter
+    at 224x224 on this 2-core machine; this takes under 2 s (``tests/test_data.py`` checks
+    the two agree).
+    """
     if images.shape[1] == size and images.shape[2] == size:
         return images
-    factors = (1, size / images.shape[1], size / images.shape[2], 1)
-    return zoom(images, factors, order=1, grid_mode=True, mode="nearest").astype("float32")
+    rows = _interpolation_weights(images.shape[1], size)
+    columns = _interpolation_weights(images.shape[2], size)
+    resized = np.einsum("ih,nhwc->niwc", rows, images.astype("float32", copy=False), optimize=True)
+    return np.einsum("jw,niwc->nijc", columns, resized, optimize=True)
+
+
+def _interpolation_weights(length: int, size: int) -> np.ndarray:
+    """(size, length) float32: row i holds the weights ``zoom`` gives output pixel i along one axis."""
+    from scipy.ndimage import zoom
+
+    return zoom(np.eye(length), (size / length, 1), order=1, grid_mode=True, mode="nearest").astype("float32")
 
 
 def _rgb(images: np.ndarray) -> np.ndarray:

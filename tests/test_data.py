@@ -153,3 +153,17 @@ def test_at_size_resizes_once_per_size():
     assert digits.at_size(24) is not smaller
     with pytest.raises(DatasetError, match="must be positive"):
         data.at_size(0)
+
+
+@pytest.mark.parametrize("shape, size", [((3, 64, 64, 3), 224), ((3, 64, 48, 1), 20), ((2, 8, 8, 3), 32)])
+def test_resize_is_scipys_bilinear_zoom(shape, size):
+    """The separable resize gives ``scipy.ndimage.zoom``'s values (up, down, non-square), in float32."""
+    from scipy.ndimage import zoom
+
+    from archsearch.data import _resize
+
+    images = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
+    resized = _resize(images, size)
+    expected = zoom(images, (1, size / shape[1], size / shape[2], 1), order=1, grid_mode=True, mode="nearest")
+    assert resized.shape == (shape[0], size, size, shape[3]) and resized.dtype == np.float32
+    np.testing.assert_allclose(resized, expected, atol=1e-3)

@@ -57,3 +57,15 @@ def test_same_seed_same_training(keras_module) -> None:
     assert first.epochs == 3 and first.weights is not None
     other = train_spec(spec, dataset, TrainConfig(epochs=3, batch_size=16, seed=4))
     assert [h["loss"] for h in other.history] != pytest.approx([h["loss"] for h in first.history], rel=1e-5)
+
+
+def test_validating_only_the_last_epoch_trains_the_same_network(keras_module) -> None:
+    """The family skips intermediate evaluations; the weights and the reported accuracy must not change."""
+    spec = parse_spec({**TINY_SPACE["base"], "name": "tiny", "classes": 3})
+    dataset = _tiny_dataset()
+    config = TrainConfig(epochs=3, batch_size=16, seed=3)
+    every, last = train_spec(spec, dataset, config), train_spec(spec, dataset, config, validate_each_epoch=False)
+    assert last.weights == every.weights and last.accuracy == every.accuracy
+    assert ["val_accuracy" in h for h in last.history] == [False, False, True]
+    stopped = train_spec(spec, dataset, config, on_epoch=lambda epoch, _: epoch < 2, validate_each_epoch=False)
+    assert stopped.stopped_early and stopped.epochs == 2 and 0 < stopped.accuracy <= 1

@@ -170,8 +170,8 @@ def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, a
         say(f"[{index}/{len(todo)}] {network.label}, {size}x{size}, seed {seed}: training {recipe.epochs} epochs")
 
         def epoch_line(epoch: int, metrics: dict[str, float]) -> None:
-            say(f"    epoch {epoch}/{recipe.epochs}: validation accuracy {metrics['val_accuracy']:.3f} "
-                f"({metrics['seconds']:.0f} s)")
+            say(f"    epoch {epoch}/{recipe.epochs}: training accuracy {metrics['accuracy']:.3f}, loss "
+                f"{metrics['loss']:.3f} ({metrics['seconds']:.0f} s)")
 
         run = store.train(network.spec, data, recipe, seed, epoch_line)
         network.runs[seed] = run

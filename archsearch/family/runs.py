@@ -24,7 +24,8 @@ from archsearch.spec import NetworkSpec, spec_hash
 RESULT = "result.json"
 
 EpochProgress = Callable[[int, dict[str, float]], None]
-"""Called after each epoch but the last with (epochs done, metrics)."""
+"""Called after each epoch but the last with (epochs done, training metrics: loss, accuracy, seconds); only
+the last epoch is validated, on the exported file."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class RunStore:
                 on_epoch(epoch, metrics)
             return True
 
-        result = train_spec(spec, data, recipe.train_config(seed), on_epoch=hook)
+        result = train_spec(spec, data, recipe.train_config(seed), on_epoch=hook, validate_each_epoch=False)
         if result.weights is None:
             raise TrainingError(f"{spec.name}: training ended without weights")
         shipped = deployment_training_spec(spec, data.classes, recipe)
