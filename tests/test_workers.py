@@ -217,3 +217,25 @@ def test_successive_halving_counts_each_network_once():
 
     trials = [record(0), record(1, duplicate_of=0), record(2, state=TrialState.FAIL), record(3), record(4)]
     assert [entry.accuracy for entry in rung_population(trials, 2, exclude_number=4)] == [0.5, 0.53]
+
+
+def test_a_ladder_halves_each_rung_apart():
+    """A candidate in an empty rung is not stopped by a faster rung's networks that dominate it."""
+    from archsearch.study.fidelity import SuccessiveHalving, rung_population
+    from archsearch.study.ladder import rung_holding
+
+    def record(number: int, latency_ms: float, accuracy: float) -> TrialRecord:
+        return TrialRecord(number=number, state=TrialState.COMPLETE, values=None, constraints={},
+                           screen_latency_ms=latency_ms, history=[{"epoch": 2, "val_accuracy": accuracy}])
+
+    ladder = (1.9, 2.8, 4.2, 6.3)
+    trials = [record(0, 4.0, 0.9), record(1, 3.9, 0.85), record(2, 4.1, 0.88), record(3, 1.5, 0.6)]
+    halving, candidate = SuccessiveHalving(epochs=6), (0.7, 5.2)
+    assert not halving.should_continue(2, *candidate, rung_population(trials, 2, exclude_number=9))
+    rung = rung_holding(ladder, candidate[1])
+    assert rung is not None and (rung.floor_ms, rung.budget_ms) == (4.2, 6.3)
+    alone = rung_population(trials, 2, exclude_number=9, band=(rung.floor_ms, rung.budget_ms))
+    assert alone == [] and halving.should_continue(2, *candidate, alone)
+    third = rung_holding(ladder, 4.0)
+    assert third is not None and len(rung_population(trials, 2, 9, (third.floor_ms, third.budget_ms))) == 3
+    assert rung_holding(ladder, 7.0) is None and rung_holding(ladder, 1.9) == rung_holding(ladder, 0.1)

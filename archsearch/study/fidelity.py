@@ -8,6 +8,13 @@ predicted or measured before training): if
 at least ``max(1, population // eta)`` of them dominate it, it stops. The per-epoch
 results come from the trials' stored histories, so the decision is the same after a
 resume and across workers.
+
+In a ladder study a candidate is compared only with trials screened inside its own
+rung's band. The family picks one network per rung, so a faster rung's network that
+dominates it says nothing about whether it is its own rung's best; compared across
+rungs, the aimed trials of a ladder's top rung were all stopped at epoch 2 by a lower
+rung's network and the top rung stayed empty (``benchmarks/results/family_ladder.json``,
+an earlier run).
 """
 
 from __future__ import annotations
@@ -62,16 +69,20 @@ class SuccessiveHalving:
         return dominators < max(1, len(entries) // self.eta)
 
 
-def rung_population(trials: Iterable[TrialRecord], epoch: int, exclude_number: int) -> list[RungEntry]:
+def rung_population(trials: Iterable[TrialRecord], epoch: int, exclude_number: int,
+                    band: tuple[float, float] | None = None) -> list[RungEntry]:
     """Entries at ``epoch`` from trials that stored a history and a screening latency.
 
     Each network counts once: duplicates (which copy the history they reuse) and attempts
-    whose worker died (their retry trains the same network again) are left out.
+    whose worker died (their retry trains the same network again) are left out. With
+    ``band`` (a ladder rung's ``(floor, budget]``, in ms) only trials screened inside it count.
     """
     entries = []
     for trial in trials:
         if (trial.number == exclude_number or trial.screen_latency_ms is None or trial.is_duplicate
                 or trial.died_with_worker):
+            continue
+        if band is not None and not band[0] < trial.screen_latency_ms <= band[1]:
             continue
         accuracy = trial.accuracy_at(epoch)
         if accuracy is not None:

@@ -75,6 +75,11 @@ def rungs(budgets_ms: Sequence[float]) -> list[Rung]:
     return [Rung(b, ordered[i - 1] if i else 0.0) for i, b in enumerate(ordered)]
 
 
+def rung_holding(budgets_ms: Sequence[float], latency_ms: float) -> Rung | None:
+    """The rung whose band holds ``latency_ms`` (``None`` above the top budget)."""
+    return next((rung for rung in rungs(budgets_ms) if rung.holds(latency_ms)), None)
+
+
 def fills(record: TrialRecord) -> bool:
     """A search trial that can fill a rung: trained to the end, feasible, not a reuse of another trial."""
     return (record.is_complete and record.feasible and not record.is_reference and not record.is_duplicate

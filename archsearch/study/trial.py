@@ -22,6 +22,7 @@ from archsearch.spec import NetworkSpec, canonical_json, spec_hash
 from archsearch.study.claims import WorkClaims, reference_piece, spec_piece
 from archsearch.study.config import StudyConfig
 from archsearch.study.fidelity import SuccessiveHalving, rung_population
+from archsearch.study.ladder import rung_holding
 from archsearch.study.record import Status, TrialRecord, TrialRecorder, records
 from archsearch.study.screening import LatencyScreen, Measure, MeasuredScreen, ProfileScreen
 from archsearch.study.training import StoppedEarly, train_candidate
@@ -103,10 +104,12 @@ class TrialEvaluator:
 
         train_size = self.config.training_size(spec.input.size, self.dataset.image_size)
         recorder.set(train_size=train_size)
+        rung = rung_holding(self.config.ladder_ms, screening.latency_ms) if self.config.ladder_ms else None
+        band = None if rung is None else (rung.floor_ms, rung.budget_ms)  # a ladder's rungs are halved apart
         result = train_candidate(spec, self.dataset.at_size(train_size), self.config.train_config(), recorder,
                                  screening.latency_ms,
                                  None if is_reference else self.halving,
-                                 lambda epoch: rung_population(records(self.study), epoch, trial.number))
+                                 lambda epoch: rung_population(records(self.study), epoch, trial.number, band))
         measured = screening.measurement
         if measured is None:
             measured = self.measure(spec)  # never while training runs
