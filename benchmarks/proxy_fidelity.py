@@ -111,15 +111,21 @@ def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -
         return found
 
     proxy, deploy = table(f"proxy {label}"), table("deploy")
-    complete = [h for h in proxy if h in deploy and all(s in proxy[h] and s in deploy[h] for s in seeds)]
+    # A proxy run with fewer seeds (``--seeds 0``, a first look) is still set against the
+    # deployment means over every seed the stored deployment runs share.
+    candidates = [h for h in proxy if h in deploy and all(s in proxy[h] for s in seeds)]
+    deploy_seeds = sorted(set.intersection(*(set(deploy[h]) for h in candidates))) if candidates else []
+    complete = candidates if deploy_seeds else []
     if len(complete) < 3:
         return {"networks_complete": len(complete)}
     p = np.array([np.mean([proxy[h][s] for s in seeds]) for h in complete])
-    d = np.array([np.mean([deploy[h][s] for s in seeds]) for h in complete])
+    d = np.array([np.mean([deploy[h][s] for s in deploy_seeds]) for h in complete])
 
-    def ceiling(values: dict[str, dict[int, float]]) -> dict[str, float]:
-        a = [values[h][seeds[0]] for h in complete]
-        b = [values[h][seeds[1]] for h in complete]
+    def ceiling(values: dict[str, dict[int, float]], kind_seeds: list[int]) -> dict[str, float] | None:
+        if len(kind_seeds) < 2:
+            return None
+        a = [values[h][kind_seeds[0]] for h in complete]
+        b = [values[h][kind_seeds[1]] for h in complete]
         differences = np.subtract(a, b)
         # The 95% band of the difference between two single-seed accuracies (each pair's
         # difference has the variance of such a difference): what archsearch's verdicts use.
@@ -131,10 +137,12 @@ def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -
         k = min(k, len(complete))
         return len(set(np.argsort(-p)[:k]) & set(np.argsort(-d)[:k])) / k
 
-    def reliability(values: dict[str, dict[int, float]], means: np.ndarray) -> float:
+    def reliability(values: dict[str, dict[int, float]], means: np.ndarray, kind_seeds: list[int]) -> float | None:
         """The share of the variance of the seed means across networks that is not seed noise."""
-        per_seed = np.array([[values[h][s] for s in seeds] for h in complete])
-        noise_of_mean = float(np.mean(np.var(per_seed, axis=1, ddof=1))) / len(seeds)
+        if len(kind_seeds) < 2:
+            return None
+        per_seed = np.array([[values[h][s] for s in kind_seeds] for h in complete])
+        noise_of_mean = float(np.mean(np.var(per_seed, axis=1, ddof=1))) / len(kind_seeds)
         return max(0.0, 1.0 - noise_of_mean / float(np.var(means, ddof=1)))
 
     def tau_of_correlation(r: float) -> float:
@@ -143,19 +151,22 @@ def proxy_statistics(rows: list[dict[str, Any]], seeds: list[int], label: str) -
 
     # Seed noise on either side caps the tau any proxy can show (attenuation): a proxy that
     # ranks exactly as deployment training does in expectation would still score only
-    # tau_of_correlation(sqrt(reliability)) against two-seed means.
-    deploy_reliability, proxy_reliability = reliability(deploy, d), reliability(proxy, p)
+    # tau_of_correlation(sqrt(reliability)) against the deployment seed means.
+    deploy_reliability = reliability(deploy, d, deploy_seeds)
+    proxy_reliability = reliability(proxy, p, list(seeds))
     rng = np.random.default_rng(0)
     resampled = [kendalltau(p[i], d[i]).statistic
                  for i in (rng.integers(0, len(complete), len(complete)) for _ in range(2000))]
-    return {"networks_complete": len(complete),
+    return {"networks_complete": len(complete), "proxy_seeds": list(seeds), "deploy_seeds": deploy_seeds,
             "kendall_tau": float(kendalltau(p, d).statistic), "spearman_rho": float(spearmanr(p, d).statistic),
             "kendall_tau_90ci": [float(np.nanpercentile(resampled, 5)), float(np.nanpercentile(resampled, 95))],
             "top3_overlap": top_k(3), "top5_overlap": top_k(5),
-            "proxy_seed_ceiling": ceiling(proxy), "deploy_seed_ceiling": ceiling(deploy),
+            "proxy_seed_ceiling": ceiling(proxy, list(seeds)), "deploy_seed_ceiling": ceiling(deploy, deploy_seeds),
             "deploy_reliability": deploy_reliability, "proxy_reliability": proxy_reliability,
-            "tau_attainable_by_exact_proxy": tau_of_correlation(np.sqrt(deploy_reliability)),
-            "tau_attainable_with_this_proxy_noise": tau_of_correlation(np.sqrt(deploy_reliability * proxy_reliability)),
+            "tau_attainable_by_exact_proxy": None if deploy_reliability is None else
+            tau_of_correlation(np.sqrt(deploy_reliability)),
+            "tau_attainable_with_this_proxy_noise": None if deploy_reliability is None or proxy_reliability is None
+            else tau_of_correlation(np.sqrt(deploy_reliability * proxy_reliability)),
             "proxy_spread": float(p.max() - p.min()), "deploy_spread": float(d.max() - d.min())}
 
 

@@ -233,3 +233,5 @@ def test_candidates_train_at_a_resolution_that_follows_their_input(trained_study
     protocol = AccuracyProtocol.of_study(study)
     assert protocol.validation_images == 100 and protocol.resolution.startswith("0.25 x input size")
     assert study_report(study, trained_study.storage)["accuracy_protocol"]["summary"].startswith("proxy accuracy")
+    one_epoch = AccuracyProtocol(**{**protocol.__dict__, "epochs": 1}).summary()
+    assert ", after 1 epoch at 0.25 x input size" in one_epoch and f"after {protocol.epochs} epochs" in protocol.summary()

@@ -10,11 +10,11 @@ results come from the trials' stored histories, so the decision is the same afte
 resume and across workers.
 
 In a ladder study a candidate is compared only with trials screened inside its own
-rung's band. The family picks one network per rung, so a faster rung's network that
-dominates it says nothing about whether it is its own rung's best; compared across
-rungs, the aimed trials of a ladder's top rung were all stopped at epoch 2 by a lower
-rung's network and the top rung stayed empty (``benchmarks/results/family_ladder.json``,
-an earlier run).
+rung's band. The ladder promises every rung a network trained to the end inside its
+band; compared across rungs, a rung's first candidates are stopped at epoch 2 by a
+lower rung's networks, on an accuracy two epochs old (in an earlier run of
+``benchmarks/family_ladder.py`` all three trials aimed at the top rung were, and the top
+rung stayed empty). The family still picks, per budget, the best network at or under it.
 """
 
 from __future__ import annotations

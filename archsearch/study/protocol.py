@@ -70,7 +70,8 @@ class AccuracyProtocol:
     def summary(self) -> str:
         """One line, e.g. ``proxy accuracy: 360 validation images of digits, 6 epochs at 0.25 x input size, ...``."""
         images = f"{self.validation_images} validation images of " if self.validation_images else ""
-        return (f"{LABEL}: {images}{self.dataset}, after {self.epochs} epochs at {self.resolution} "
+        epochs = f"{self.epochs} epoch" + ("s" if self.epochs != 1 else "")
+        return (f"{LABEL}: {images}{self.dataset}, after {epochs} at {self.resolution} "
                 f"(AdamW {self.learning_rate:g}, batch {self.batch_size}, BatchNorm momentum "
                 f"{self.batchnorm_momentum:g}, seed {self.seed}); not the accuracy of the network trained at its "
                 "deployment input")
