@@ -465,6 +465,9 @@ def family(
     learning_rate: Annotated[Optional[float], typer.Option(
         help="Final-training AdamW learning rate (default the study's).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="LiteRT threads for latency (default the study's).")] = None,
+    jobs: Annotated[int, typer.Option(
+        help="Trainings side by side, each in its own process with its share of the cores (each holds its own "
+             "training in memory).")] = 1,
     storage: StudyStorage = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -484,8 +487,10 @@ def family(
         raise ArchsearchError("--batch-size and --learning-rate must be positive")
     if threads is not None and threads < 1:
         raise ArchsearchError(f"--threads must be at least 1, got {threads}")
+    if jobs < 1:
+        raise ArchsearchError(f"--jobs must be at least 1, got {jobs}")
     result = build_family(study, storage, output, epochs=epochs, seeds=tuple(range(seeds)), batch_size=batch_size,
-                          learning_rate=learning_rate, threads=threads,
+                          learning_rate=learning_rate, threads=threads, jobs=jobs,
                           say=lambda text: console.print(text, highlight=False))
     if as_json:
         _print_json(result)

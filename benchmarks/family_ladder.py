@@ -1,7 +1,7 @@
 """A family from one ladder run on the default space and data: coverage, time of each step, verdicts.
 
     python benchmarks/family_ladder.py [--rungs 4] [--ladder 1.7,2.5,3.9,5.8] [--trials 20] [--seeds 2]
-                                       [--epochs 8] [--single] [--work DIR] [--out RESULT.json]
+                                       [--epochs 8] [--jobs 1] [--single] [--work DIR] [--out RESULT.json]
 
 Steps, each timed (wall clock, as a user would wait for it), each a real command in a
 fresh working directory with its own latency cache:
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=1, help="family trainings side by side (archsearch family --jobs)")
     parser.add_argument("--single", action="store_true", help="also run the top rung as a single budget")
     parser.add_argument("--work", default="/tmp/archsearch-bench/family_ladder")
     parser.add_argument("--out", default=str(RESULTS))
@@ -125,7 +126,7 @@ def main() -> None:
     result["study"] = study_summary(work, "ladder")
     if "family" not in steps:
         run_step("family", ["family", "ladder", "-o", "family", "--seeds", str(args.seeds),
-                            "--epochs", str(args.epochs)], work, steps)
+                            "--epochs", str(args.epochs), "--jobs", str(args.jobs)], work, steps)
     result["family"] = json.loads((work / "family" / "family.json").read_text())
     write_results(out, result)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,6 +104,8 @@ def test_verdicts_need_more_than_the_seed_spread_and_one_image():
     assert "seed spread unknown" in single.sentence
     slower = reference_verdict(Trained("fast ref", 1.0, (0.7, 0.7)), [(5.0, member)], 1080)
     assert slower["outcome"] == "unmatched" and "no family member is as fast" in slower["sentence"]
+    assert "the fastest, rung 5 ms (4.00 ms), scores 0.910 ± 0.014 over 2 seeds against 0.700" in slower["sentence"]
+    assert slower["sentence"].endswith("+21.0 points")
 
 
 def test_final_recipe_key_changes_with_settings_not_seeds():
@@ -271,6 +274,34 @@ def test_family_retrains_only_a_changed_pick(ladder_study):
     assert any(line.startswith("1 final trainings to run") for line in lines), lines
     new_top = max(second["members"], key=lambda m: m["rung_ms"])
     assert new_top["spec_hash"] == other.spec_hash
+
+
+@pytest.mark.slow
+def test_family_trains_side_by_side(ladder_study):
+    """--jobs 2: two worker processes train the runs, each stored as one run would be, the same family shipped."""
+    root, ladder, _ = ladder_study
+    family_dir = root / "fam3"
+    result = subprocess.run([sys.executable, "-m", "archsearch", "family", "ladder", "-o", str(family_dir),
+                             "--epochs", "2", "--seeds", "2", "--jobs", "2"],
+                            cwd=root, env=_env(root), capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = " ".join(result.stdout.split())
+    planned = int(re.search(r"(\d+) final trainings to run, 2 at a time \(0 reused", output).group(1))
+    assert output.count("done in") == planned and output.count("epoch 1/2") == planned, output
+    family = json.loads((family_dir / "family.json").read_text())
+    runs = list((family_dir / ".runs").glob("*/result.json"))
+    assert len(runs) == planned and {m["rung_ms"] for m in family["members"]} == set(sorted(ladder)[1:])
+    for member in family["members"]:
+        tflite = Path(member["files"]["tflite"])
+        assert _tflite_accuracy(tflite, root, member["input_size"]) == pytest.approx(member["shipped_accuracy"],
+                                                                                     abs=1 / 100 + 1e-9)
+        assert len(member["accuracies"]) == 2 and 0 < member["accuracy_mean"] <= 1
+
+
+def test_threads_are_shared_out_between_jobs():
+    from archsearch.family.parallel import threads_per_job
+
+    assert [threads_per_job(jobs, cores=8) for jobs in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
 def test_family_bad_input(tmp_path):

@@ -64,13 +64,14 @@ def default_folder(study_name: str) -> Path:
 def build_family(study_name: str, storage: str | None = None, output: str | Path | None = None, *,
                  epochs: int = FinalRecipe.epochs, seeds: tuple[int, ...] = FinalRecipe.seeds,
                  batch_size: int | None = None, learning_rate: float | None = None, threads: int | None = None,
-                 say: Say = lambda text: None) -> dict[str, Any]:
+                 jobs: int = 1, say: Say = lambda text: None) -> dict[str, Any]:
     """Make the family of ``study_name`` in ``output`` (default ``families/STUDY``) and return its table.
 
     The final recipe trains ``epochs`` epochs per seed at each network's deployment input,
     on the study's data with the study's optimiser settings unless ``batch_size`` or
     ``learning_rate`` say otherwise. Every setting is part of a run's key: changing one
-    trains again, keeping them reuses what finished.
+    trains again, keeping them reuses what finished. ``jobs`` trainings run side by side,
+    each with its share of the CPU's threads (``archsearch.family.parallel``).
     """
     from archsearch.study import load_existing_study
 
@@ -101,7 +102,9 @@ def build_family(study_name: str, storage: str | None = None, output: str | Path
     networks = _networks(picks, config, study_name, say)
     store = RunStore(folder / ".runs")
     train_images, validation_images = _image_counts(recipe)
-    _train_all(networks, store, recipe, all_records, train_images, say)
+    if jobs < 1:
+        raise FamilyError(f"jobs must be at least 1, got {jobs}")
+    _train_all(networks, store, recipe, all_records, train_images, say, jobs)
     result = _ship_and_compare(study_name, folder, networks, picks, rungs, recipe, validation_images, timer, say)
     result["unfilled"] = _unfilled(empty, all_records, rungs, study.user_attrs.get(LADDER_ATTR))
     with written_atomically(folder / "family.json", FamilyError) as temporary:
@@ -137,10 +140,12 @@ def _networks(picks: list[Pick], config: dict[str, Any], study_name: str, say: S
 
 
 def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, all_records: list[Any],
-               images: int, say: Say) -> None:
-    """Every (network, seed) run, reusing finished ones; an estimate first, progress throughout."""
-    from archsearch.data import load_dataset
+               images: int, say: Say, jobs: int = 1) -> None:
+    """Every (network, seed) run, reusing finished ones; an estimate first, progress throughout.
 
+    With ``jobs`` > 1 the trainings run side by side in that many processes
+    (``parallel``), largest first so the last one to finish is a small one.
+    """
     todo: list[tuple[_Network, int]] = []
     for network in networks:
         for seed in recipe.seeds:
@@ -153,34 +158,73 @@ def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, a
     if not todo:
         say(f"all {reused} final trainings are done already (in {store.root}); shipping and measuring")
         return
-    todo.sort(key=lambda item: (item[0].spec.input.size, count_macs(item[0].spec), item[1]))  # one data size at a time
+    if jobs > 1:
+        todo.sort(key=lambda item: (-count_macs(item[0].spec) * item[0].spec.input.size ** 2, item[1]))
+    else:
+        todo.sort(key=lambda item: (item[0].spec.input.size, count_macs(item[0].spec), item[1]))  # one size at a time
     speed = speed_from_study(all_records, images)
     total = _estimate(todo, speed, recipe, images)
-    say(f"{len(todo)} final trainings to run ({reused} reused from {store.root}): {recipe.summary()}; "
-        + (f"estimated {_duration(total)} from {speed.source}" if speed and total else
+    side_by_side = f", {jobs} at a time" if jobs > 1 else ""
+    say(f"{len(todo)} final trainings to run{side_by_side} ({reused} reused from {store.root}): {recipe.summary()}; "
+        + (f"estimated {_duration(total)} one after another, from {speed.source}" if speed and total else
            "no estimate yet (the study's proxy trainings had fewer than 2 epochs to time)"))
-    finished: list[tuple[int, int, int, float]] = []
+    progress = _Progress(todo, recipe, images, jobs, say)
+    if jobs > 1:
+        from archsearch.family.parallel import train_side_by_side
+
+        train_side_by_side([(network.spec, seed) for network, seed in todo], store, recipe, jobs,
+                           on_event=lambda event: progress.epoch(event[0], event[1], event[2]),
+                           on_done=progress.done)
+        return
+    from archsearch.data import load_dataset
+
     data = None
-    started = time.monotonic()
-    for index, (network, seed) in enumerate(todo, 1):
+    for index, (network, seed) in enumerate(todo):
         size = network.spec.input.size
         if data is None or data.image_size != size:
             data = None  # one deployment size in memory at a time (digits-clutter at 320: 3 GB)
             data = load_dataset(recipe.dataset, size=size, seed=recipe.data_seed)
-        say(f"[{index}/{len(todo)}] {network.label}, {size}x{size}, seed {seed}: training {recipe.epochs} epochs")
+        progress.epoch(index, 0, {})
+        run = store.train(network.spec, data, recipe, seed,
+                          lambda epoch, metrics, index=index: progress.epoch(index, epoch, metrics))
+        progress.done(index, run)
 
-        def epoch_line(epoch: int, metrics: dict[str, float]) -> None:
-            say(f"    epoch {epoch}/{recipe.epochs}: training accuracy {metrics['accuracy']:.3f}, loss "
-                f"{metrics['loss']:.3f} ({metrics['seconds']:.0f} s)")
 
-        run = store.train(network.spec, data, recipe, seed, epoch_line)
+class _Progress:
+    """The lines a family prints while it trains, and the time left at the speed measured so far."""
+
+    def __init__(self, todo: list[tuple[_Network, int]], recipe: FinalRecipe, images: int, jobs: int,
+                 say: Say) -> None:
+        self.todo, self.recipe, self.images, self.jobs, self.say = todo, recipe, images, jobs, say
+        self.finished: list[tuple[int, int, int, float]] = []
+        self.left = set(range(len(todo)))
+        self.started = time.monotonic()
+
+    def _name(self, index: int) -> str:
+        network, seed = self.todo[index]
+        size = network.spec.input.size
+        return f"[{index + 1}/{len(self.todo)}] {network.label}, {size}x{size}, seed {seed}"
+
+    def epoch(self, index: int, epoch: int, metrics: dict[str, float]) -> None:
+        """Epoch 0: the training starts."""
+        if epoch == 0:
+            self.say(f"{self._name(index)}: training {self.recipe.epochs} epochs")
+            return
+        where = f"    {self._name(index)}" if self.jobs > 1 else "   "  # side by side, lines interleave
+        self.say(f"{where} epoch {epoch}/{self.recipe.epochs}: training accuracy {metrics['accuracy']:.3f}, loss "
+                 f"{metrics['loss']:.3f} ({metrics['seconds']:.0f} s)")
+
+    def done(self, index: int, run: SeedRun) -> None:
+        network, seed = self.todo[index]
         network.runs[seed] = run
-        finished.append((count_macs(network.spec), images, recipe.epochs, run.seconds))
-        left = todo[index:]
-        remaining = _estimate(left, speed_from_runs(finished), recipe, images)
-        say(f"    done in {run.seconds:.0f} s: {run.tflite_accuracy:.4f} on the .tflite in LiteRT "
-            f"({run.keras_accuracy:.4f} in Keras); {time.monotonic() - started:.0f} s so far"
-            + (f", about {_duration(remaining)} left" if left and remaining else ""))
+        self.left.discard(index)
+        self.finished.append((count_macs(network.spec), self.images, self.recipe.epochs, run.seconds))
+        remaining = _estimate([self.todo[i] for i in self.left], speed_from_runs(self.finished), self.recipe,
+                              self.images)
+        where = f"    {self._name(index)}" if self.jobs > 1 else "   "
+        self.say(f"{where} done in {run.seconds:.0f} s: {run.tflite_accuracy:.4f} on the .tflite in LiteRT "
+                 f"({run.keras_accuracy:.4f} in Keras); {time.monotonic() - self.started:.0f} s so far"
+                 + (f", about {_duration(remaining / self.jobs)} left" if self.left and remaining else ""))
 
 
 def _duration(seconds: float) -> str:

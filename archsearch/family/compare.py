@@ -100,11 +100,13 @@ def reference_verdict(reference: Trained, members: Sequence[tuple[float, Trained
     """The reference against the most accurate member at no more latency (``members``: (rung, member))."""
     eligible = [(rung, m) for rung, m in members if m.latency_ms <= reference.latency_ms]
     if not eligible:
-        fastest = min((m.latency_ms for _, m in members), default=None)
-        faster = f" (the fastest member: {fastest:.2f} ms)" if fastest is not None else ""
-        return {"reference": reference.label, "member_rung_ms": None, "outcome": "unmatched",
-                "sentence": f"no family member is as fast as {reference.label} ({reference.latency_ms:.2f} ms)"
-                            f"{faster}: the space was not searched below it, or nothing there trained"}
+        sentence = f"no family member is as fast as {reference.label} ({reference.latency_ms:.2f} ms)"
+        if members:  # the nearest thing to a verdict: the fastest member's figures beside the reference's
+            rung, fastest = min(members, key=lambda item: item[1].latency_ms)
+            sentence += (f": the fastest, rung {rung:g} ms ({fastest.latency_ms:.2f} ms), scores "
+                         f"{_figure(fastest)} against {_figure(reference)}, "
+                         f"{(fastest.mean - reference.mean) * 100:+.1f} points")
+        return {"reference": reference.label, "member_rung_ms": None, "outcome": "unmatched", "sentence": sentence}
     rung, best = max(eligible, key=lambda item: (item[1].mean, -item[1].latency_ms))
     verdict = compare(best, reference, validation_images)
     return {"reference": reference.label, "member_rung_ms": rung, "outcome": verdict.outcome,
