@@ -489,6 +489,9 @@ def family(
         raise ArchsearchError(f"--threads must be at least 1, got {threads}")
     if jobs < 1:
         raise ArchsearchError(f"--jobs must be at least 1, got {jobs}")
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)  # side-by-side trainings are stopped with it, not left running
     result = build_family(study, storage, output, epochs=epochs, seeds=tuple(range(seeds)), batch_size=batch_size,
                           learning_rate=learning_rate, threads=threads, jobs=jobs,
                           say=lambda text: console.print(text, highlight=False))

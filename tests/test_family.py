@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -276,26 +277,49 @@ def test_family_retrains_only_a_changed_pick(ladder_study):
     assert new_top["spec_hash"] == other.spec_hash
 
 
+def _spawned_workers() -> int:
+    listed = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return sum("multiprocessing.spawn" in line for line in listed.splitlines())
+
+
 @pytest.mark.slow
 def test_family_trains_side_by_side(ladder_study):
-    """--jobs 2: two worker processes train the runs, each stored as one run would be, the same family shipped."""
+    """--jobs 2: two worker processes train the runs, each stored as one run would be; a SIGTERM stops the
+    workers too, and the restart reuses what finished."""
     root, ladder, _ = ladder_study
     family_dir = root / "fam3"
-    result = subprocess.run([sys.executable, "-m", "archsearch", "family", "ladder", "-o", str(family_dir),
-                             "--epochs", "2", "--seeds", "2", "--jobs", "2"],
-                            cwd=root, env=_env(root), capture_output=True, text=True, timeout=1200)
+    command = [sys.executable, "-m", "archsearch", "family", "ladder", "-o", str(family_dir), "--epochs", "2",
+               "--seeds", "3", "--jobs", "2"]
+    workers_before = _spawned_workers()
+    process = subprocess.Popen(command, cwd=root, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    lines = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "done in" in line:
+            process.terminate()
+            break
+    process.wait(timeout=60)
+    time.sleep(2)
+    assert _spawned_workers() == workers_before, "a worker outlived its family"
+    output = " ".join("".join(lines).split())
+    planned = int(re.search(r"(\d+) final trainings to run, 2 at a time \(0 reused", output).group(1))
+
+    result = subprocess.run(command, cwd=root, env=_env(root), capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     output = " ".join(result.stdout.split())
-    planned = int(re.search(r"(\d+) final trainings to run, 2 at a time \(0 reused", output).group(1))
-    assert output.count("done in") == planned and output.count("epoch 1/2") == planned, output
+    left = int(re.search(r"(\d+) final trainings to run, 2 at a time \((\d+) reused", output).group(1))
+    assert 1 <= planned - left <= 2  # the finished run (and one that finished as the signal came) reused
+    assert output.count("done in") == left and output.count("epoch 1/2") == left, output
     family = json.loads((family_dir / "family.json").read_text())
-    runs = list((family_dir / ".runs").glob("*/result.json"))
-    assert len(runs) == planned and {m["rung_ms"] for m in family["members"]} == set(sorted(ladder)[1:])
+    assert len(list((family_dir / ".runs").glob("*/result.json"))) == planned
+    assert {m["rung_ms"] for m in family["members"]} == set(sorted(ladder)[1:])
     for member in family["members"]:
         tflite = Path(member["files"]["tflite"])
         assert _tflite_accuracy(tflite, root, member["input_size"]) == pytest.approx(member["shipped_accuracy"],
                                                                                      abs=1 / 100 + 1e-9)
-        assert len(member["accuracies"]) == 2 and 0 < member["accuracy_mean"] <= 1
+        assert len(member["accuracies"]) == 3 and 0 < member["accuracy_mean"] <= 1
 
 
 def test_threads_are_shared_out_between_jobs():

@@ -159,7 +159,7 @@ def _train_all(networks: list[_Network], store: RunStore, recipe: FinalRecipe, a
         say(f"all {reused} final trainings are done already (in {store.root}); shipping and measuring")
         return
     if jobs > 1:
-        todo.sort(key=lambda item: (-count_macs(item[0].spec) * item[0].spec.input.size ** 2, item[1]))
+        todo.sort(key=lambda item: (-count_macs(item[0].spec), item[1]))  # the longest first, roughly
     else:
         todo.sort(key=lambda item: (item[0].spec.input.size, count_macs(item[0].spec), item[1]))  # one size at a time
     speed = speed_from_study(all_records, images)

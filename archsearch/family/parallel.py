@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from archsearch.data import Dataset
@@ -64,30 +63,26 @@ def _train(index: int, spec: NetworkSpec, recipe: FinalRecipe, seed: int, root: 
 
 def train_side_by_side(tasks: Sequence[tuple[NetworkSpec, int]], store: RunStore, recipe: FinalRecipe, jobs: int,
                        on_event: Callable[[Event], None], on_done: Callable[[int, SeedRun], None]) -> None:
-    """Train every (spec, seed) of ``tasks`` in ``jobs`` worker processes (largest first is the caller's
-    order to give), calling ``on_event`` with each worker's progress and ``on_done`` with each finished run
-    (``tasks`` index, run) in this process. A failed training stops the rest and raises its error."""
+    """Train every (spec, seed) of ``tasks`` in ``jobs`` worker processes, in the order given (give the
+    largest first), calling ``on_event`` with each worker's progress and ``on_done`` with each finished run
+    (``tasks`` index, run) in this process. A failed training, or an interrupt, stops the workers and
+    raises; the runs that finished are stored and reused by the next family run."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per worker, never a forked one
     events = context.Queue()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(threads_per_job(jobs), events)) as pool:
-        futures: dict[Future[SeedRun], int] = {
-            pool.submit(_train, index, spec, recipe, seed, str(store.root)): index
-            for index, (spec, seed) in enumerate(tasks)}
-        pending = set(futures)
-        try:
-            while pending:
-                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                _drain(events, on_event)
-                for future in finished:
-                    on_done(futures[future], future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-        _drain(events, on_event)
+    # Leaving the block terminates the workers, so a failure or Ctrl-C leaves no training running.
+    with context.Pool(jobs, initializer=_start_worker, initargs=(threads_per_job(jobs), events)) as pool:
+        pending = {index: pool.apply_async(_train, (index, spec, recipe, seed, str(store.root)))
+                   for index, (spec, seed) in enumerate(tasks)}
+        while pending:
+            try:
+                on_event(events.get(timeout=1.0))
+            except queue.Empty:
+                pass
+            for index in [i for i, result in pending.items() if result.ready()]:
+                _drain(events, on_event)  # a run's epochs are told before it is done
+                on_done(index, pending.pop(index).get())  # raises the worker's error
 
 
 def _drain(events: Any, on_event: Callable[[Event], None]) -> None:
