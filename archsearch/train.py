@@ -167,7 +167,7 @@ def train_spec(spec: NetworkSpec, dataset: Dataset, config: TrainConfig = TrainC
         if on_epoch is not None and epoch < config.epochs and not on_epoch(epoch, metrics):
             result.stopped_early = True
             if "val_accuracy" not in metrics:  # a stopped training still reports where it stopped
-                _, result.accuracy = model.evaluate(x_val, dataset.y_val, batch_size=256, verbose=0)
+                result.accuracy = float(model.evaluate(x_val, dataset.y_val, batch_size=256, verbose=0)[1])
             break
     result.seconds = time.perf_counter() - started
     if not result.stopped_early:

@@ -192,13 +192,8 @@ def _tflite_accuracy(path: Path, root: Path, size: int) -> float:
     return accuracy
 
 
-@pytest.mark.slow
-def test_family_trains_ships_and_resumes(ladder_study):
-    root, ladder, _ = ladder_study
-    family_dir = root / "fam"
-    command = [sys.executable, "-m", "archsearch", "family", "ladder", "-o", str(family_dir), "--epochs", "1",
-               "--seeds", "2"]
-    # Interrupted after its first finished training...
+def _stopped_after_first_training(command: list[str], root: Path, stop: signal.Signals) -> list[str]:
+    """Run a family command and send it ``stop`` once its first training is done; the lines it printed."""
     process = subprocess.Popen(command, cwd=root, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     lines = []
@@ -206,9 +201,20 @@ def test_family_trains_ships_and_resumes(ladder_study):
     for line in process.stdout:
         lines.append(line)
         if "done in" in line:
-            process.send_signal(signal.SIGKILL)
+            process.send_signal(stop)
             break
     process.wait(timeout=60)
+    return lines
+
+
+@pytest.mark.slow
+def test_family_trains_ships_and_resumes(ladder_study):
+    root, ladder, _ = ladder_study
+    family_dir = root / "fam"
+    command = [sys.executable, "-m", "archsearch", "family", "ladder", "-o", str(family_dir), "--epochs", "1",
+               "--seeds", "2"]
+    # Interrupted after its first finished training...
+    lines = _stopped_after_first_training(command, root, signal.SIGKILL)
     assert any("final trainings to run (0 reused" in line for line in lines), lines
     planned = int(next(line for line in lines if "final trainings to run" in line).split()[0])
     # ...and started again: it reuses the finished training and does the rest.
@@ -291,16 +297,7 @@ def test_family_trains_side_by_side(ladder_study):
     command = [sys.executable, "-m", "archsearch", "family", "ladder", "-o", str(family_dir), "--epochs", "2",
                "--seeds", "3", "--jobs", "2"]
     workers_before = _spawned_workers()
-    process = subprocess.Popen(command, cwd=root, env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    lines = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if "done in" in line:
-            process.terminate()
-            break
-    process.wait(timeout=60)
+    lines = _stopped_after_first_training(command, root, signal.SIGTERM)
     time.sleep(2)
     assert _spawned_workers() == workers_before, "a worker outlived its family"
     output = " ".join("".join(lines).split())
